@@ -1,0 +1,598 @@
+#include "connection.hpp"
+
+#include "handshake.hpp"
+
+#include <span>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace parley::ws {
+
+namespace {
+
+constexpr size_t kMaxHead = 8192;
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr auto kCloseLinger = std::chrono::seconds(2);
+
+const char* reason_phrase(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+// Kernel-route responses may complete on any thread: they come back through the mailbox.
+struct AsyncResponse {
+    parley_t_http_response base; // first member: the kernel sees a parley_t_http_response*
+    std::shared_ptr<dialect::Poster> poster;
+    uint64_t tag;
+    std::atomic<bool> done{false};
+};
+
+void async_respond(parley_t_http_response* self, int status, parley_t_bytes ct,
+                   parley_t_bytes headers, parley_t_bytes body) {
+    std::unique_ptr<AsyncResponse> r(reinterpret_cast<AsyncResponse*>(self));
+    r->poster->post(r->tag, [status, ct = std::string(ct.ptr, ct.len),
+                             h = std::string(headers.ptr, headers.len),
+                             b = std::string(body.ptr, body.len)](dialect::Conn& c) {
+        static_cast<Connection&>(c).respond_async(status, ct, h, b);
+    });
+}
+
+} // namespace
+
+Connection::Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip)
+    : r_(r), t_(r.transport()), fd_(fd), tag_(tag), admin_(admin), ip_(std::move(ip)),
+      peer_key_(ip_.empty() ? 0 : t_.peer_key(ip_)), created_(Clock::now()),
+      last_rx_(created_), tokens_at_(created_) {}
+
+Connection::~Connection() {
+    teardown();
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void Connection::teardown() {
+    if (tore_down_) return;
+    tore_down_ = true;
+    auto* host = t_.host().table();
+    if (session_ && id_) session_->on_close(*this);
+    if (id_) {
+        host->conn_closed(t_.host().ctx(), id_);
+        t_.host().add(t_.metrics().connections, -1);
+    }
+    session_.reset();
+    for (auto& it : out_) host->frame_release(it.frame);
+    for (auto* f : held_) host->frame_release(f);
+    t_.queued_total().fetch_sub(int64_t(out_bytes_));
+    out_.clear();
+    held_.clear();
+    out_bytes_ = 0;
+    if (!ip_.empty()) t_.ip_release(ip_);
+    ip_.clear();
+    state_ = State::Dead;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+void Connection::on_readable() {
+    if (state_ == State::Dead) return;
+    uint8_t buf[kReadChunk];
+    for (int rounds = 0; rounds < 16; ++rounds) { // bounded: others on this loop get a turn
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n > 0) {
+            last_rx_ = Clock::now();
+            t_.host().add(t_.metrics().bytes_in, n);
+            if (state_ == State::WebSocket || state_ == State::Closing) {
+                on_ws_bytes(buf, size_t(n));
+            } else if (state_ == State::Http) {
+                in_.append(reinterpret_cast<char*>(buf), size_t(n));
+                on_http();
+            } else if (state_ == State::HttpWaiting) {
+                in_.append(reinterpret_cast<char*>(buf), size_t(n)); // pipelined: later
+                if (in_.size() > kMaxHead + t_.settings()->max_http_body) return teardown();
+            }
+            if (state_ == State::Dead) return;
+            if (size_t(n) < sizeof buf) return;
+            continue;
+        }
+        if (n == 0) { // peer closed
+            teardown();
+            return;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (errno == EINTR) continue;
+        teardown();
+        return;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+void Connection::on_http() {
+    while (state_ == State::Http && !in_.empty()) {
+        if (!head_.complete()) {
+            auto res = head_.feed(in_);
+            if (res.status == HttpParseStatus::Error) {
+                t_.host().add(t_.metrics().handshake_failures);
+                keep_alive_ = false;
+                close_after_flush = true;
+                send_http(res.error_status ? res.error_status : 400, "text/plain",
+                          "bad request\n", "");
+                return;
+            }
+            in_.erase(0, res.consumed);
+            if (res.status == HttpParseStatus::NeedMore) return;
+        }
+        size_t body_len = 0;
+        if (auto cl = head_.content_length()) {
+            if (*cl > t_.settings()->max_http_body) {
+                keep_alive_ = false;
+                close_after_flush = true;
+                send_http(413, "text/plain", "body too large\n", "");
+                return;
+            }
+            body_len = size_t(*cl);
+        } else if (head_.header("transfer-encoding")) {
+            keep_alive_ = false;
+            close_after_flush = true;
+            send_http(411, "text/plain", "length required\n", "");
+            return;
+        }
+        if (in_.size() < body_len) return; // wait for the whole body
+        std::string body = in_.substr(0, body_len);
+        in_.erase(0, body_len);
+        keep_alive_ = head_.keep_alive();
+        t_.host().add(t_.metrics().http_requests);
+        handle_request(head_, body);
+        if (state_ == State::Http) {
+            head_.reset();
+            if (!keep_alive_) close_after_flush = true;
+        }
+    }
+}
+
+void Connection::send_http(int status, std::string_view content_type, std::string_view body,
+                           std::string_view extra_headers, bool head_only) {
+    auto s = t_.settings();
+    std::string r;
+    r.reserve(512 + body.size());
+    r += "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    r += "Content-Type: ";
+    r += content_type;
+    r += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    // Security headers on every response, whatever produced it.
+    r += "Content-Security-Policy: " + t_.dialect().csp() + "\r\n";
+    r += "X-Frame-Options: DENY\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
+         "X-Content-Type-Options: nosniff\r\nCross-Origin-Opener-Policy: same-origin\r\n"
+         "Cross-Origin-Resource-Policy: same-origin\r\n";
+    r += "Permissions-Policy: " + s->permissions_policy + "\r\n";
+    r += extra_headers;
+    r += keep_alive_ && !close_after_flush ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    r += "\r\n";
+    if (!head_only) r += body;
+    queue_raw(r);
+    if (status >= 400) keep_alive_ = keep_alive_ && status != 400 && status != 431;
+}
+
+void Connection::respond_async(int status, std::string_view ct, std::string_view headers,
+                               std::string_view body) {
+    if (state_ != State::HttpWaiting) return;
+    state_ = State::Http;
+    send_http(status, ct.empty() ? "application/octet-stream" : ct, body, headers);
+    if (!keep_alive_) close_after_flush = true;
+    on_http(); // pipelined requests that arrived meanwhile
+}
+
+void Connection::handle_request(const HttpRequestHead& head, std::string_view body) {
+    auto target = head.target();
+    auto qpos = target.find('?');
+    std::string_view path = target.substr(0, qpos);
+    std::string_view query = qpos == target.npos ? "" : target.substr(qpos + 1);
+    bool is_head = head.method() == "HEAD";
+    auto s = t_.settings();
+
+    if (admin_) {
+        if (path == "/metrics" && (head.method() == "GET" || is_head)) {
+            auto* f = t_.host().table()->metrics_render(t_.host().ctx());
+            std::string text(f->data, f->len);
+            t_.host().table()->frame_release(f);
+            send_http(200, "text/plain; version=0.0.4", text, "", is_head);
+        } else if (path == "/healthz") {
+            send_http(200, "text/plain", "ok", "", is_head);
+        } else {
+            send_http(404, "text/plain", "not found\n", "");
+        }
+        return;
+    }
+    if (head.header("upgrade")) {
+        if (!try_upgrade(head, path, query)) close_after_flush = true;
+        return;
+    }
+    if (path == "/healthz") return send_http(200, "text/plain", "ok", "", is_head);
+    if (path == "/readyz")
+        return t_.draining() ? send_http(503, "text/plain", "draining\n", "", is_head)
+                             : send_http(200, "text/plain", "ready\n", "", is_head);
+
+    dialect::HttpRequest req{head.method(), path, query, body, [&head](std::string_view n) {
+                                 return head.header(n).value_or(std::string_view());
+                             }};
+    if (head.method() == "GET" || is_head) {
+        if (auto* f = t_.static_file(path)) return send_http(200, f->content_type, f->body, "", is_head);
+    }
+    // Kernel routes (registered by service plugins, e.g. the relay blob API).
+    auto resp = std::make_unique<AsyncResponse>();
+    resp->base.struct_size = sizeof(parley_t_http_response);
+    resp->base.respond = async_respond;
+    resp->poster = r_.self_poster();
+    resp->tag = tag_;
+    auto header_fn = [](const parley_t_http_request* r, parley_t_bytes name,
+                        parley_t_bytes* out) -> int {
+        auto* h = static_cast<const HttpRequestHead*>(r->impl);
+        auto v = h->header(std::string_view(name.ptr, name.len));
+        if (!v) return 0;
+        *out = {v->data(), v->size()};
+        return 1;
+    };
+    parley_t_http_request kreq{sizeof(parley_t_http_request),
+                               {head.method().data(), head.method().size()},
+                               {path.data(), path.size()},
+                               {query.data(), query.size()},
+                               {body.data(), body.size()},
+                               header_fn,
+                               const_cast<HttpRequestHead*>(&head)};
+    state_ = State::HttpWaiting;
+    auto* raw = resp.get();
+    if (t_.host().table()->http_dispatch(t_.host().ctx(), &kreq, &raw->base) == PARLEY_OK) {
+        resp.release(); // owned by async_respond from here
+        return;
+    }
+    state_ = State::Http;
+    dialect::HttpReply rep;
+    if (t_.dialect().http(req, rep)) {
+        if (!rep.file.empty()) {
+            if (auto* f = t_.static_file("/" + rep.file))
+                return send_http(200, f->content_type, f->body, rep.headers, is_head);
+            return send_http(404, "text/plain", "web client not installed\n", "");
+        }
+        return send_http(rep.status, rep.content_type, rep.body, rep.headers, is_head);
+    }
+    send_http(404, "text/plain", "not found\n", "", is_head);
+}
+
+bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
+                             std::string_view query) {
+    auto s = t_.settings();
+    auto refuse = [&](int status, std::string_view why, std::string_view extra = "") {
+        t_.host().add(t_.metrics().handshake_failures);
+        send_http(status, "text/plain", std::string(why) + "\n", extra);
+        return false;
+    };
+    auto check = check_handshake(head);
+    if (check != HandshakeError::None)
+        return refuse(http_status(check), describe(check), extra_headers(check));
+    auto origin = head.header("origin").value_or(std::string_view());
+    if (origin.empty()) {
+        if (s->require_origin) return refuse(403, "origin required");
+    } else if (s->origins.empty()) {
+        // Same-origin only: the page we served connects back to us.
+        auto host = head.header("host").value_or(std::string_view());
+        if (origin != "http://" + std::string(host) && origin != "https://" + std::string(host))
+            return refuse(403, "origin not allowed");
+    } else if (std::find(s->origins.begin(), s->origins.end(), origin) == s->origins.end()) {
+        return refuse(403, "origin not allowed");
+    }
+    if (t_.draining()) return refuse(503, "draining");
+    dialect::HttpRequest req{head.method(), path, query, "", [&head](std::string_view n) {
+                                 return head.header(n).value_or(std::string_view());
+                             }};
+    dialect::HttpReply refusal;
+    auto session = t_.dialect().upgrade(req, refusal);
+    if (!session) return refuse(refusal.status, refusal.body);
+    id_ = t_.host().table()->conn_open(t_.host().ctx(), tag_);
+    if (!id_) return refuse(503, "server full or draining");
+    t_.host().add(t_.metrics().connections, 1);
+    queue_raw(handshake_response(head.header("sec-websocket-key").value_or("")));
+    state_ = State::WebSocket;
+    parser_ = std::make_unique<FrameParser>(s->max_message);
+    tokens_ = s->burst;
+    tokens_at_ = Clock::now();
+    session_ = std::move(session);
+    session_->on_open(*this);
+    // Bytes that followed the request head belong to the WebSocket.
+    if (!in_.empty() && state_ == State::WebSocket) {
+        std::string rest;
+        rest.swap(in_);
+        on_ws_bytes(reinterpret_cast<uint8_t*>(rest.data()), rest.size());
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+bool Connection::allow_message() {
+    auto s = t_.settings();
+    auto now = Clock::now();
+    tokens_ = std::min(s->burst, tokens_ + s->rate * std::chrono::duration<double>(now - tokens_at_).count());
+    tokens_at_ = now;
+    if (tokens_ >= 1) {
+        tokens_ -= 1;
+        rate_drops_ = 0;
+        return true;
+    }
+    t_.host().add(t_.metrics().rate_limited);
+    if (++rate_drops_ > 4 * s->burst) {
+        close(1008, "rate limit exceeded");
+        return false;
+    }
+    if (now - last_rate_notice_ > std::chrono::seconds(1)) {
+        last_rate_notice_ = now;
+        if (session_) session_->on_rate_limited(*this);
+    }
+    return false;
+}
+
+void Connection::on_ws_bytes(uint8_t* data, size_t len) {
+    parser_->feed(data, len, [this](const Event& ev) {
+        switch (ev.type) {
+        case EventType::Message:
+            ping_outstanding_ = false;
+            if (state_ != State::WebSocket) return; // closing: data is ignored
+            t_.host().add(t_.metrics().messages_in);
+            if (!allow_message()) return;
+            if (ev.opcode == Opcode::Text)
+                session_->on_text(*this, ev.payload);
+            else
+                session_->on_binary(*this, ev.payload);
+            return;
+        case EventType::Ping:
+            if (state_ == State::WebSocket) queue_raw(pong_frame(ev.payload).view());
+            return;
+        case EventType::Pong: ping_outstanding_ = false; return;
+        case EventType::Close:
+            if (state_ == State::WebSocket) {
+                // Echo the peer's code (an empty close for "no status"), then hang up.
+                queue_raw(close_frame(ev.code == close_code::kNoStatus ? 0 : ev.code).view());
+                t_.count_close(ev.code);
+            }
+            state_ = State::Closing;
+            close_after_flush = true;
+            r_.mark_dirty(this);
+            return;
+        case EventType::Error: fail(ev.code, ev.reason); return;
+        case EventType::None: return;
+        }
+    });
+}
+
+void Connection::fail(uint16_t code, std::string_view reason) {
+    // Protocol error: close frame with the code, then the TCP connection; no more reading.
+    if (state_ == State::Dead) return;
+    t_.count_close(code);
+    if (state_ == State::WebSocket) queue_raw(close_frame(code, reason).view());
+    state_ = State::Closing;
+    close_after_flush = true;
+    close_deadline_ = Clock::now() + kCloseLinger;
+    r_.mark_dirty(this);
+}
+
+void Connection::close(uint16_t code, std::string_view reason) {
+    if (state_ == State::Closing || state_ == State::Dead) return;
+    if (state_ != State::WebSocket) {
+        close_after_flush = true;
+        r_.mark_dirty(this);
+        return;
+    }
+    closed_by_us_ = true;
+    t_.count_close(code);
+    queue_raw(close_frame(code, reason).view());
+    // Wait briefly for the client's close reply, then hang up regardless.
+    state_ = State::Closing;
+    close_deadline_ = Clock::now() + kCloseLinger;
+    r_.mark_dirty(this);
+}
+
+void Connection::queue_raw(std::string_view bytes) {
+    auto* f = t_.host().table()->frame_alloc(t_.host().ctx(), bytes.size());
+    std::memcpy(f->data, bytes.data(), bytes.size());
+    f->len = bytes.size();
+    push(f, 0, true); // opcode 0: already a complete frame or HTTP response
+}
+
+void Connection::send_text(std::string_view text) {
+    if (state_ != State::WebSocket) return;
+    auto* f = t_.host().table()->frame_alloc(t_.host().ctx(), text.size());
+    std::memcpy(f->data, text.data(), text.size());
+    f->len = text.size();
+    f->flags = PARLEY_FRAME_TEXT;
+    push(f, 0x1, true);
+}
+
+void Connection::send_frame(parley_t_frame_hptr frame) {
+    if (state_ != State::WebSocket) return;
+    t_.host().table()->frame_retain(frame);
+    push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+}
+
+void Connection::hold(bool on) {
+    holding_ = on;
+    if (on) return;
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto* f : held) push(f, (f->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+}
+
+void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
+    if (state_ != State::WebSocket) {
+        if (retained) t_.host().table()->frame_release(frame);
+        return;
+    }
+    if (!retained) t_.host().table()->frame_retain(frame);
+    if (holding_) {
+        held_.push_back(frame);
+        return;
+    }
+    push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+}
+
+void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {
+    OutItem it{frame, {}, 0, 0};
+    if (opcode)
+        it.hdr_len = uint8_t(encode_header(std::span<uint8_t, kMaxServerHeaderSize>(it.hdr),
+                                           Opcode(opcode), frame->len));
+    size_t bytes = it.hdr_len + frame->len;
+    auto s = t_.settings();
+    bool control = opcode >= 0x8 || opcode == 0;
+    if (!control) {
+        // Bounded queues: the connection's own, and the process-wide budget.
+        if (out_bytes_ + bytes > s->send_queue ||
+            t_.queued_total().load(std::memory_order_relaxed) + int64_t(bytes) > s->send_budget) {
+            t_.host().table()->frame_release(frame);
+            slow_consumer();
+            return;
+        }
+        if (!slow_warned_ && out_bytes_ + bytes > s->send_queue * 3 / 4) {
+            slow_warned_ = true;
+            t_.host().logf(PARLEY_LOG_DEBUG, "connection %llu is slow (queue over 75%%)",
+                           (unsigned long long)id_);
+        }
+        t_.host().add(t_.metrics().messages_out);
+    }
+    out_.push_back(it);
+    out_bytes_ += bytes;
+    t_.queued_total().fetch_add(int64_t(bytes), std::memory_order_relaxed);
+    r_.mark_dirty(this);
+}
+
+void Connection::slow_consumer() {
+    if (state_ != State::WebSocket) return;
+    t_.host().add(t_.metrics().slow_consumers);
+    t_.host().logf(PARLEY_LOG_INFO, "slow consumer: closing connection %llu (queue over %zu bytes)",
+                   (unsigned long long)id_, t_.settings()->send_queue);
+    // Drop what has not started to go out; the frame being written must finish first.
+    auto* host = t_.host().table();
+    while (out_.size() > 1 || (out_.size() == 1 && out_.front().off == 0)) {
+        auto& b = out_.back();
+        size_t bytes = b.hdr_len + b.frame->len;
+        out_bytes_ -= bytes;
+        t_.queued_total().fetch_sub(int64_t(bytes));
+        host->frame_release(b.frame);
+        out_.pop_back();
+    }
+    close(1013, "slow consumer");
+    close_deadline_ = Clock::now() + std::chrono::seconds(1);
+}
+
+bool Connection::flush() {
+    if (fd_ < 0 || state_ == State::Dead) return false;
+    auto* host = t_.host().table();
+    while (!out_.empty()) {
+        iovec iov[128];
+        int n = 0;
+        for (auto it = out_.begin(); it != out_.end() && n < 126; ++it) {
+            size_t off = it->off;
+            if (off < it->hdr_len) {
+                iov[n++] = {it->hdr + off, size_t(it->hdr_len - off)};
+                off = it->hdr_len;
+            }
+            size_t poff = off - it->hdr_len;
+            if (poff < it->frame->len) iov[n++] = {it->frame->data + poff, it->frame->len - poff};
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = size_t(n);
+        ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            teardown();
+            return false;
+        }
+        t_.host().add(t_.metrics().bytes_out, w);
+        size_t left = size_t(w);
+        while (left > 0 && !out_.empty()) {
+            auto& f = out_.front();
+            size_t total = f.hdr_len + f.frame->len;
+            size_t rem = total - f.off;
+            if (left >= rem) {
+                left -= rem;
+                out_bytes_ -= total;
+                t_.queued_total().fetch_sub(int64_t(total), std::memory_order_relaxed);
+                host->frame_release(f.frame);
+                out_.pop_front();
+            } else {
+                f.off += left;
+                left = 0;
+            }
+        }
+    }
+    if (out_.empty()) slow_warned_ = false;
+    if (out_.empty() && close_after_flush) {
+        // Server closes the TCP connection first (RFC 6455 7.1.1); let the client see EOF.
+        ::shutdown(fd_, SHUT_WR);
+        teardown();
+        return false;
+    }
+    r_.update_interest(this);
+    return true;
+}
+
+void Connection::housekeeping(Clock::time_point now) {
+    if (state_ == State::Dead) return;
+    auto s = t_.settings();
+    if (state_ == State::Http || state_ == State::HttpWaiting) {
+        auto limit = std::chrono::milliseconds(state_ == State::Http ? s->handshake_timeout_ms
+                                                                      : 30000);
+        // A keep-alive connection with nothing pending gets the idle timeout instead.
+        if (now - (in_.empty() && state_ == State::Http ? last_rx_ : created_) > limit &&
+            now - last_rx_ > limit) {
+            if (state_ == State::HttpWaiting) {
+                state_ = State::Http;
+                send_http(503, "text/plain", "timeout\n", "");
+                close_after_flush = true;
+            } else {
+                teardown();
+            }
+        }
+        return;
+    }
+    if (state_ == State::Closing) {
+        if (close_deadline_ != Clock::time_point{} && now > close_deadline_) teardown();
+        return;
+    }
+    auto silent = now - last_rx_;
+    if (silent > std::chrono::milliseconds(s->idle_timeout_ms)) {
+        // Half-open or silent: no point in a close handshake.
+        t_.count_close(1006);
+        teardown();
+        return;
+    }
+    if (!ping_outstanding_ && silent > std::chrono::milliseconds(s->ping_interval_ms)) {
+        ping_outstanding_ = true;
+        queue_raw(ping_frame().view());
+    }
+}
+
+} // namespace parley::ws

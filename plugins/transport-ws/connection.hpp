@@ -1,0 +1,101 @@
+// One client connection: HTTP request/response until an upgrade, then a WebSocket.
+#pragma once
+
+#include "reactor.hpp"
+
+#include "http_request_head.hpp"
+#include "ws_codec.hpp"
+
+#include <sys/uio.h>
+
+namespace parley::ws {
+
+class Connection final : public dialect::Conn {
+  public:
+    using Clock = std::chrono::steady_clock;
+    enum class State { Http, HttpWaiting, WebSocket, Closing, Dead };
+
+    Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip);
+    ~Connection() override;
+
+    // dialect::Conn
+    parley_t_conn_id id() const override { return id_; }
+    uint64_t tag() const override { return tag_; }
+    std::shared_ptr<dialect::Poster> poster() override { return r_.self_poster(); }
+    void send_text(std::string_view text) override;
+    void send_frame(parley_t_frame_hptr frame) override;
+    void close(uint16_t code, std::string_view reason) override;
+    bool closing() const override { return state_ == State::Closing || state_ == State::Dead; }
+    void hold(bool on) override;
+    uint64_t peer_key() const override { return peer_key_; }
+
+    // Reactor-facing.
+    int fd() const { return fd_; }
+    State state() const { return state_; }
+    void on_readable();
+    // Writes as much as the socket takes. Returns false when the connection died.
+    bool flush();
+    bool wants_write() const { return !out_.empty(); }
+    bool epollout_armed = false;
+    bool dirty = false;
+    void enqueue(parley_t_frame_hptr frame, bool retained); // router delivery
+    void housekeeping(Clock::time_point now);
+    void teardown(); // notify dialect and kernel; free queued frames
+    void respond_async(int status, std::string_view ct, std::string_view headers,
+                       std::string_view body);
+    // Close immediately after what is queued is written (HTTP, failed handshakes).
+    bool close_after_flush = false;
+    const std::string& ip() const { return ip_; }
+
+  private:
+    struct OutItem {
+        parley_t_frame_hptr frame; // retained
+        uint8_t hdr[10];
+        uint8_t hdr_len;
+        size_t off; // bytes of hdr+payload already written
+    };
+
+    void on_http();
+    void handle_request(const HttpRequestHead& head, std::string_view body);
+    void queue_raw(std::string_view bytes);
+    bool try_upgrade(const HttpRequestHead& head, std::string_view path, std::string_view query);
+    void send_http(int status, std::string_view content_type, std::string_view body,
+                   std::string_view extra_headers, bool head_only = false);
+    void on_ws_bytes(uint8_t* data, size_t len);
+    void push(parley_t_frame_hptr frame, uint8_t opcode, bool retained);
+    void slow_consumer();
+    void fail(uint16_t code, std::string_view reason);
+    bool allow_message();
+
+    Reactor& r_;
+    Transport& t_;
+    int fd_;
+    uint64_t tag_;
+    bool admin_;
+    std::string ip_;
+    uint64_t peer_key_;
+    State state_ = State::Http;
+    parley_t_conn_id id_ = 0;
+    std::string in_; // input not yet consumed by the head parser (body, pipelined requests)
+    HttpRequestHead head_;
+    std::unique_ptr<FrameParser> parser_;
+    std::unique_ptr<dialect::Session> session_;
+    std::deque<OutItem> out_;
+    size_t out_bytes_ = 0;
+    std::vector<parley_t_frame_hptr> held_;
+    bool holding_ = false;
+    bool keep_alive_ = false;
+    bool slow_warned_ = false;
+    bool ping_outstanding_ = false;
+    bool closed_by_us_ = false;
+    bool tore_down_ = false;
+    Clock::time_point created_;
+    Clock::time_point last_rx_;
+    Clock::time_point close_deadline_{};
+    double tokens_ = 0;
+    Clock::time_point tokens_at_;
+    int rate_drops_ = 0;
+    Clock::time_point last_rate_notice_{};
+};
+
+} // namespace parley::ws

@@ -1,0 +1,315 @@
+#include "transport.hpp"
+
+#include "reactor.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace parley::ws {
+
+namespace {
+
+using sdk::key;
+using sdk::key_enum;
+using sdk::key_list;
+using sdk::key_map;
+using sdk::key_range;
+
+constexpr parley_t_config_key kLinkKeys[] = {
+    key_range("history", PARLEY_CFG_INT, "10", 0, 10000,
+              "Encrypted messages sent to a joiner (Secure Chat: 10)."),
+    key_range("max_ciphertext", PARLEY_CFG_SIZE, "64K", 16, 16 << 20,
+              "Largest ciphertext (base64url characters) in one message."),
+    key_range("password_delay", PARLEY_CFG_DURATION, "1s", 0, 60000,
+              "Fixed delay before answering a wrong room password."),
+    key_range("password_attempts", PARLEY_CFG_INT, "5", 1, 1000,
+              "Wrong passwords per minute, per room and per client, before refusing."),
+};
+
+constexpr parley_t_config_key kConfig[] = {
+    key("host", PARLEY_CFG_STRING, "127.0.0.1", "Address to listen on.", PARLEY_CFG_RESTART),
+    key_range("port", PARLEY_CFG_INT, "8080", 0, 65535,
+              "TCP port; 0 picks a free one (logged and written to <state_dir>/<instance>.port).",
+              PARLEY_CFG_RESTART),
+    key_range("threads", PARLEY_CFG_INT, "0", 0, 256, "Reactor threads; 0 = one per core.",
+              PARLEY_CFG_RESTART),
+    key_enum("protocol", "link|bench|relay|raw", "link",
+             "Wire dialect: link (Secure Chat), bench (BenchTalks), relay (Relay), raw (tests).",
+             PARLEY_CFG_RESTART),
+    key("web_root", PARLEY_CFG_STRING, "",
+        "Directory of the web client; default <prefix>/share/parley/web/<protocol>.",
+        PARLEY_CFG_RESTART),
+    key_list("origins", PARLEY_CFG_STRING,
+             "Origins allowed to open WebSockets; empty allows only same-origin pages."),
+    key("require_origin", PARLEY_CFG_BOOL, "false",
+        "Refuse upgrades without an Origin header (CLI and native clients send none)."),
+    key_range("max_message", PARLEY_CFG_SIZE, "64K", 125, 64 << 20,
+              "Largest WebSocket message (after reassembly); larger closes with 1009."),
+    key_range("send_queue", PARLEY_CFG_SIZE, "1M", 1024, int64_t(1) << 32,
+              "Bytes queued per connection before it is closed as a slow consumer (1013); at "
+              "least twice max_message."),
+    key_range("send_budget", PARLEY_CFG_SIZE, "1G", 1 << 20, int64_t(1) << 40,
+              "Bytes queued across all connections of this listener."),
+    key_range("rate", PARLEY_CFG_INT, "20", 1, 1000000, "Messages per second per connection."),
+    key_range("burst", PARLEY_CFG_INT, "40", 1, 1000000, "Token bucket depth for `rate`."),
+    key_range("connections_per_ip", PARLEY_CFG_INT, "256", 1, 1000000,
+              "Open connections from one address."),
+    key_range("handshake_timeout", PARLEY_CFG_DURATION, "10s", 100, 600000,
+              "Time allowed for a complete HTTP request head (and upgrade)."),
+    key_range("idle_timeout", PARLEY_CFG_DURATION, "60s", 100, 86400000,
+              "A WebSocket silent this long (no frame, no pong) is dropped."),
+    key_range("ping_interval", PARLEY_CFG_DURATION, "20s", 100, 86400000,
+              "Ping a silent WebSocket after this long."),
+    key_range("max_http_body", PARLEY_CFG_SIZE, "128K", 0, 64 << 20,
+              "Largest HTTP request body (API routes); larger gets 413."),
+    key_range("metrics_port", PARLEY_CFG_INT, "-1", -1, 65535,
+              "Admin listener for Prometheus /metrics; -1 off, 0 a free port.",
+              PARLEY_CFG_RESTART),
+    key("metrics_host", PARLEY_CFG_STRING, "127.0.0.1", "Admin listener address.",
+        PARLEY_CFG_RESTART),
+    key("permissions_policy", PARLEY_CFG_STRING,
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        "Permissions-Policy header (the relay profile with calls allows camera and mic)."),
+    key_map("link", kLinkKeys, "Options of the link dialect."),
+};
+
+const char* mime_of(const std::filesystem::path& p) {
+    auto e = p.extension().string();
+    if (e == ".html") return "text/html; charset=utf-8";
+    if (e == ".js" || e == ".mjs") return "text/javascript; charset=utf-8";
+    if (e == ".css") return "text/css; charset=utf-8";
+    if (e == ".json") return "application/json";
+    if (e == ".svg") return "image/svg+xml";
+    if (e == ".png") return "image/png";
+    if (e == ".ico") return "image/x-icon";
+    if (e == ".txt") return "text/plain; charset=utf-8";
+    return "application/octet-stream";
+}
+
+std::filesystem::path default_web_root(const std::string& protocol) {
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return exe.parent_path().parent_path() / "share" / "parley" / "web" / protocol;
+}
+
+} // namespace
+
+Transport::Transport(sdk::Host host) : Plugin(host) {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium init failed");
+    randombytes_buf(peer_key_secret_, sizeof peer_key_secret_);
+    auto s = read_settings();
+    if (s.send_queue < 2 * s.max_message)
+        throw std::runtime_error("send_queue (" + std::to_string(s.send_queue) +
+                                 ") must be at least twice max_message (" +
+                                 std::to_string(s.max_message) + ")");
+    settings_ = std::make_shared<Settings>(s);
+    dialect_ = dialect::make(s.protocol, dialect::Env{host, host.instance_name()});
+    if (!dialect_) throw std::runtime_error("protocol '" + s.protocol + "' is not available yet");
+    load_static(s.web_root);
+    auto& h = this->host();
+    metrics_.connections = h.gauge("parley_ws_connections", "Open WebSocket connections.");
+    metrics_.accepted = h.counter("parley_ws_accepted_total", "TCP connections accepted.");
+    metrics_.handshake_failures =
+        h.counter("parley_ws_handshake_failures_total", "Refused or failed upgrades.");
+    metrics_.messages_in = h.counter("parley_ws_messages_in_total", "Messages received.");
+    metrics_.messages_out = h.counter("parley_ws_messages_out_total", "Frames queued to clients.");
+    metrics_.bytes_in = h.counter("parley_ws_bytes_in_total", "Bytes read from clients.");
+    metrics_.bytes_out = h.counter("parley_ws_bytes_out_total", "Bytes written to clients.");
+    metrics_.slow_consumers =
+        h.counter("parley_ws_slow_consumers_total", "Connections closed for an overflowing queue.");
+    metrics_.rate_limited =
+        h.counter("parley_ws_rate_limited_total", "Messages dropped by the rate limit.");
+    metrics_.per_ip_refused =
+        h.counter("parley_ws_ip_limit_refused_total", "Connections refused by the per-IP limit.");
+    metrics_.http_requests = h.counter("parley_http_requests_total", "HTTP requests served.");
+    metrics_.queued_bytes = h.gauge("parley_ws_queued_bytes", "Bytes queued to clients.");
+}
+
+Transport::~Transport() = default;
+
+Settings Transport::read_settings() const {
+    auto& h = host();
+    Settings s;
+    s.host = h.config_string("host");
+    s.port = int(h.config_int("port"));
+    s.threads = int(h.config_int("threads"));
+    if (s.threads == 0) s.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    s.protocol = h.config_string("protocol");
+    s.web_root = h.config_string("web_root");
+    if (s.web_root.empty()) s.web_root = default_web_root(s.protocol).string();
+    for (size_t i = 0, n = h.config_count("origins"); i < n; ++i)
+        s.origins.push_back(h.config_string("origins." + std::to_string(i)));
+    s.require_origin = h.config_bool("require_origin");
+    s.max_message = size_t(h.config_int("max_message"));
+    s.send_queue = size_t(h.config_int("send_queue"));
+    s.send_budget = h.config_int("send_budget");
+    s.rate = double(h.config_int("rate"));
+    s.burst = double(h.config_int("burst"));
+    s.per_ip = int(h.config_int("connections_per_ip"));
+    s.handshake_timeout_ms = h.config_int("handshake_timeout");
+    s.idle_timeout_ms = h.config_int("idle_timeout");
+    s.ping_interval_ms = h.config_int("ping_interval");
+    s.max_http_body = size_t(h.config_int("max_http_body"));
+    s.metrics_port = int(h.config_int("metrics_port"));
+    s.metrics_host = h.config_string("metrics_host");
+    s.permissions_policy = h.config_string("permissions_policy");
+    return s;
+}
+
+void Transport::load_static(const std::string& root) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(root, ec)) {
+        host().logf(PARLEY_LOG_WARN, "web root %s not found: serving no static files",
+                    root.c_str());
+        return;
+    }
+    size_t total = 0;
+    for (auto& e : fs::recursive_directory_iterator(root, ec)) {
+        if (!e.is_regular_file()) continue;
+        auto rel = fs::relative(e.path(), root).generic_string();
+        if (rel.starts_with("node_modules") || e.file_size() > (4u << 20)) continue;
+        std::ifstream in(e.path(), std::ios::binary);
+        std::string body((std::istreambuf_iterator<char>(in)), {});
+        total += body.size();
+        if (total > (32u << 20)) break; // a web client, not a file server
+        files_["/" + rel] = StaticFile{std::move(body), mime_of(e.path())};
+    }
+    host().logf(PARLEY_LOG_INFO, "serving %zu static files from %s", files_.size(), root.c_str());
+}
+
+const StaticFile* Transport::static_file(std::string_view path) const {
+    auto it = files_.find(std::string(path));
+    return it == files_.end() ? nullptr : &it->second;
+}
+
+void Transport::count_close(uint16_t code) {
+    parley_t_metric_hptr m;
+    {
+        std::lock_guard lk(close_mu_);
+        auto& slot = metrics_.closes[code];
+        if (!slot)
+            slot = host().counter("parley_ws_closes_total{code=\"" + std::to_string(code) + "\"}",
+                                  "WebSocket closes by close code.");
+        m = slot;
+    }
+    host().add(m);
+}
+
+bool Transport::ip_acquire(const std::string& ip) {
+    std::lock_guard lk(ip_mu_);
+    int& n = ip_counts_[ip];
+    if (n >= settings()->per_ip) {
+        if (n == 0) ip_counts_.erase(ip);
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void Transport::ip_release(const std::string& ip) {
+    std::lock_guard lk(ip_mu_);
+    auto it = ip_counts_.find(ip);
+    if (it != ip_counts_.end() && --it->second <= 0) ip_counts_.erase(it);
+}
+
+uint64_t Transport::peer_key(const std::string& ip) const {
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, reinterpret_cast<const unsigned char*>(ip.data()), ip.size(),
+                     peer_key_secret_);
+    uint64_t k;
+    std::memcpy(&k, out, sizeof k);
+    return k;
+}
+
+parley_t_status Transport::start() {
+    auto s = settings();
+    std::string err;
+    int port = s->port;
+    for (int i = 0; i < s->threads; ++i) {
+        auto r = std::make_unique<Reactor>(*this, i);
+        int bound = r->listen(s->host, port, err);
+        if (bound < 0) {
+            host().set_error(err);
+            return PARLEY_ERR;
+        }
+        port = bound; // the others join the same port with SO_REUSEPORT
+        reactors_.push_back(std::move(r));
+    }
+    bound_port_ = port;
+    if (s->metrics_port >= 0) {
+        int mp = reactors_[0]->listen_admin(s->metrics_host, s->metrics_port, err);
+        if (mp < 0) {
+            host().set_error(err);
+            return PARLEY_ERR;
+        }
+        host().logf(PARLEY_LOG_INFO, "metrics on %s:%d/metrics", s->metrics_host.c_str(), mp);
+        std::ofstream(std::filesystem::path(host().state_dir()) /
+                      (host().instance_name() + ".metrics_port"))
+            << mp << "\n";
+    }
+    // Tests and operators using port 0 read the chosen port here.
+    std::ofstream(std::filesystem::path(host().state_dir()) / (host().instance_name() + ".port"))
+        << port << "\n";
+    for (auto& r : reactors_) r->start();
+    host().logf(PARLEY_LOG_INFO, "listening on %s:%d (%s dialect, %d reactor threads)",
+                s->host.c_str(), port, s->protocol.c_str(), s->threads);
+    return PARLEY_OK;
+}
+
+void Transport::drain(uint32_t grace_ms) {
+    draining_.store(true);
+    for (auto& r : reactors_) r->drain(grace_ms);
+}
+
+void Transport::stop() {
+    for (auto& r : reactors_) r->stop();
+    reactors_.clear();
+}
+
+parley_t_status Transport::reload() {
+    auto s = read_settings();
+    auto old = settings();
+    if (s.send_queue < 2 * s.max_message) {
+        host().set_error("send_queue must be at least twice max_message");
+        return PARLEY_ERR;
+    }
+    // Restart-only keys keep their running values (the kernel already logged them).
+    s.host = old->host;
+    s.port = old->port;
+    s.threads = old->threads;
+    s.protocol = old->protocol;
+    s.web_root = old->web_root;
+    s.metrics_port = old->metrics_port;
+    s.metrics_host = old->metrics_host;
+    std::lock_guard lk(settings_mu_);
+    settings_ = std::make_shared<Settings>(s);
+    return PARLEY_OK;
+}
+
+void Transport::deliver(const parley_t_delivery* to, size_t n, parley_t_frame_hptr frame) {
+    // Recipients usually sit on few reactors: hand each reactor its slice in one locked push.
+    size_t i = 0;
+    while (i < n) {
+        int r = tag_reactor(to[i].tag);
+        size_t j = i + 1;
+        while (j < n && tag_reactor(to[j].tag) == r) ++j;
+        if (r < int(reactors_.size())) reactors_[r]->deliver(to + i, j - i, frame);
+        i = j;
+    }
+}
+
+void Transport::close_conn(parley_t_delivery conn, uint16_t code, std::string_view reason) {
+    int r = tag_reactor(conn.tag);
+    if (r < int(reactors_.size())) reactors_[r]->close_conn(conn.tag, code, std::string(reason));
+}
+
+} // namespace parley::ws
+
+PARLEY_PLUGIN(parley::ws::Transport, "transport-ws", PARLEY_KIND_TRANSPORT, "0.1.0",
+              "HTTP and WebSocket (RFC 6455) transport with protocol dialects.",
+              parley::ws::kConfig)
