@@ -295,8 +295,10 @@ void Kernel::drain_and_stop() {
     for (auto& inst : instances_)
         if (inst->vt.drain) inst->vt.drain(inst->inst, grace);
     // Wait out the grace period (transports close clients themselves); a second signal hurries.
+    // Transports send 1001 at the end of the grace period and wait up to ~2 s for the close
+    // handshake; stopping them earlier would cut clients off without a close frame.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace) +
-                    std::chrono::milliseconds(200);
+                    std::chrono::milliseconds(3000);
     while (std::chrono::steady_clock::now() < deadline && rooms_->conn_count() > 0) {
         pollfd p{signal_fd_, POLLIN, 0};
         if (poll(&p, 1, 50) > 0) {

@@ -22,6 +22,7 @@ struct HttpRequest {
     std::string_view query; // raw, without '?'
     std::string_view body;
     std::function<std::string_view(std::string_view)> header; // case-insensitive; "" if absent
+    uint64_t peer_key = 0; // opaque per-client key for throttling, as Conn::peer_key()
 };
 
 struct HttpReply {
@@ -83,6 +84,9 @@ class Dialect {
     // Dialect HTTP routes (pages, APIs). False when not handled (the transport then tries
     // kernel routes, then static files, then its own 404).
     virtual bool http(const HttpRequest&, HttpReply&) { return false; }
+    // Smallest `max_message` the dialect's configured payload caps need (0: no opinion). The
+    // transport raises max_message to it (and send_queue to twice that) and logs it.
+    virtual size_t min_message() const { return 0; }
     // Content-Security-Policy for this dialect's pages.
     virtual std::string csp() const {
         return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

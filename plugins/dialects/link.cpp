@@ -68,6 +68,26 @@ struct LinkConfig {
     size_t max_ciphertext = 64 * 1024;
     int64_t password_delay_ms = 1000;
     int password_attempts = 5; // failures per minute, per room and per client
+    int rooms_per_ip = 100;    // rooms one client address may create per hour (ByteChat)
+};
+
+// Rooms created per client key in the current hour window.
+class CreationLimit {
+  public:
+    bool take(uint64_t key, int limit) {
+        std::lock_guard lk(mu_);
+        auto now = std::chrono::steady_clock::now();
+        if (now - window_ > std::chrono::hours(1)) {
+            counts_.clear();
+            window_ = now;
+        }
+        return ++counts_[key] <= limit;
+    }
+
+  private:
+    std::mutex mu_;
+    std::unordered_map<uint64_t, int> counts_;
+    std::chrono::steady_clock::time_point window_ = std::chrono::steady_clock::now();
 };
 
 // Failed password attempts per key in the current minute window.
@@ -103,6 +123,7 @@ struct Shared {
     sdk::Host host;
     LinkConfig cfg;
     Throttle throttle;
+    CreationLimit creations;
 };
 
 class LinkSession final : public Session, public std::enable_shared_from_this<LinkSession> {
@@ -196,6 +217,13 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             c.close(1008, "room limit");
             return;
         }
+        if (jr.created && !sh_->creations.take(c.peer_key(), sh_->cfg.rooms_per_ip)) {
+            host()->room_leave(ctx(), c.id(), sdk::bytes(room_), nullptr);
+            c.hold(false);
+            c.send_text(R"({"type":"error","code":"room_limit","message":"too many rooms created from this address"})");
+            c.close(1008, "room creation limit");
+            return;
+        }
         joined_ = true;
         created_ = jr.created != 0;
         members_ = jr.members;
@@ -204,7 +232,7 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             uint64_t tag;
             std::shared_ptr<LinkSession> self;
         };
-        auto* f = new Fetch{c.poster(), c.tag(), shared_from_this()};
+        auto f = std::make_unique<Fetch>(Fetch{c.poster(), c.tag(), shared_from_this()});
         auto fst = host()->history_fetch(
             ctx(), sdk::bytes(room_), sh_->cfg.history, jr.join_seq,
             [](void* u, parley_t_status st, const parley_t_history_entry* e, size_t n) {
@@ -221,11 +249,11 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                     self->welcome(c, frame);
                 });
             },
-            f);
-        if (fst != PARLEY_OK) {
-            delete f; // not handed over: the store was not called
+            f.get());
+        if (fst == PARLEY_OK)
+            f.release(); // the callback owns it now
+        else
             welcome(c, R"({"type":"history","messages":[]})");
-        }
     }
 
     void welcome(Conn& c, const std::string& history) {
@@ -281,7 +309,7 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             std::shared_ptr<Poster> poster;
             uint64_t tag;
         };
-        auto* d = new Done{c.poster(), c.tag()};
+        auto d = std::make_unique<Done>(Done{c.poster(), c.tag()});
         auto st = host()->room_publish_persist(
             ctx(), sdk::bytes(room_), f.get(), c.id(), sdk::bytes(env),
             [](void* u, parley_t_status st) {
@@ -293,13 +321,11 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                                     : R"({"type":"error","code":"unavailable","message":"message not stored"})");
                 });
             },
-            d);
-        if (st != PARLEY_OK) {
-            delete d; // the kernel refused before taking it
-            // No store (history disabled): relay live only.
-            if (st == PARLEY_ERR_UNAVAILABLE)
-                host()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id());
-        }
+            d.get());
+        if (st == PARLEY_OK)
+            d.release(); // the completion owns it now
+        else if (st == PARLEY_ERR_UNAVAILABLE)
+            host()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id()); // no store: live only
     }
 
     void on_clear(Conn& c) {
@@ -309,7 +335,7 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             uint64_t tag;
             std::shared_ptr<LinkSession> self;
         };
-        auto* d = new Done{c.poster(), c.tag(), shared_from_this()};
+        auto d = std::make_unique<Done>(Done{c.poster(), c.tag(), shared_from_this()});
         auto st = host()->history_clear(
             ctx(), sdk::bytes(room_),
             [](void* u, parley_t_status st) {
@@ -317,11 +343,11 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                 auto self = d->self;
                 d->poster->post(d->tag, [self, st](Conn& c) { self->cleared(c, st); });
             },
-            d);
-        if (st != PARLEY_OK) {
-            delete d;
+            d.get());
+        if (st == PARLEY_OK)
+            d.release();
+        else
             cleared(c, PARLEY_OK); // nothing stored: clearing is trivially done
-        }
     }
 
     void cleared(Conn& c, parley_t_status st) {
@@ -376,9 +402,8 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             bool ok = false;
             std::string hash;
         };
-        auto* job = new Job{sh_, c.poster(), c.tag(), shared_from_this(), std::move(password),
-                            std::move(stored), create};
-        sodium_memzero(password.data(), password.size());
+        auto job = std::make_unique<Job>(Job{sh_, c.poster(), c.tag(), shared_from_this(),
+                                             std::move(password), std::move(stored), create});
         auto st = host()->work_submit(
             ctx(),
             [](void* u) {
@@ -400,10 +425,11 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                 std::shared_ptr<Job> job(std::move(j));
                 poster->post(tag, [self, job](Conn& c) { self->auth_done(c, *job); });
             },
-            job);
-        if (st != PARLEY_OK) {
+            job.get());
+        if (st == PARLEY_OK) {
+            job.release(); // the worker owns it now
+        } else {
             sodium_memzero(job->password.data(), job->password.size());
-            delete job;
             auth_busy_ = false;
             c.send_text(R"({"type":"error","code":"busy","message":"server busy, retry"})");
         }
@@ -431,7 +457,7 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             uint64_t tag;
             std::shared_ptr<LinkSession> self;
         };
-        auto* late = new Late{c.poster(), c.tag(), shared_from_this()};
+        auto late = std::make_unique<Late>(Late{c.poster(), c.tag(), shared_from_this()});
         host()->timer_start(
             ctx(), uint64_t(sh_->cfg.password_delay_ms), 0,
             [](void* u) {
@@ -443,7 +469,7 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                     c.close(1008, "wrong password");
                 });
             },
-            late);
+            late.release()); // the one-shot timer callback owns it
     }
 
     std::shared_ptr<Shared> sh_;
@@ -478,6 +504,7 @@ class Link final : public Dialect {
         sh_->cfg.max_ciphertext = size_t(h.config_int("link.max_ciphertext", 64 * 1024));
         sh_->cfg.password_delay_ms = h.config_int("link.password_delay", 1000);
         sh_->cfg.password_attempts = int(h.config_int("link.password_attempts", 5));
+        sh_->cfg.rooms_per_ip = int(h.config_int("link.rooms_per_ip", 100));
     }
 
     std::unique_ptr<Session> upgrade(const HttpRequest& req, HttpReply& refusal) override {

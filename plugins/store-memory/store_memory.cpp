@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -98,16 +99,21 @@ class MemoryStore final : public parley::sdk::Plugin {
 
     void history_fetch(std::string_view room, uint32_t max, uint64_t upto, parley_t_history_fn fn,
                        void* user) override {
-        std::vector<parley_t_history_entry> out;
-        std::lock_guard lk(mu_); // held during the callback: the records are borrowed
-        auto it = history_.find(std::string(room));
-        int64_t now = now_ms();
-        if (it != history_.end()) {
-            for (auto& e : it->second)
-                if ((upto == 0 || e.seq <= upto) && e.expires_ms > now)
-                    out.push_back({e.seq, {e.record.data(), e.record.size()}});
+        // Copy out so the callback runs without our lock (it may call back into the store).
+        std::vector<std::pair<uint64_t, std::string>> copy;
+        {
+            std::lock_guard lk(mu_);
+            auto it = history_.find(std::string(room));
+            int64_t now = now_ms();
+            if (it != history_.end())
+                for (auto& e : it->second)
+                    if ((upto == 0 || e.seq <= upto) && e.expires_ms > now)
+                        copy.emplace_back(e.seq, e.record);
         }
-        if (max && out.size() > max) out.erase(out.begin(), out.end() - max);
+        if (max && copy.size() > max) copy.erase(copy.begin(), copy.end() - max);
+        std::vector<parley_t_history_entry> out;
+        out.reserve(copy.size());
+        for (auto& [seq, rec] : copy) out.push_back({seq, {rec.data(), rec.size()}});
         fn(user, PARLEY_OK, out.data(), out.size());
     }
 
@@ -151,30 +157,36 @@ class MemoryStore final : public parley::sdk::Plugin {
 
     void blob_list(std::string_view recipient, uint32_t offset, uint32_t limit,
                    parley_t_blob_list_fn fn, void* user) override {
-        std::lock_guard lk(mu_);
-        int64_t now = now_ms();
-        std::vector<std::pair<const std::string*, const Blob*>> found;
-        for (auto& [id, b] : blobs_)
-            if (b.recipient == recipient && b.expires_ms > now) found.push_back({&id, &b});
+        std::vector<std::pair<std::string, Blob>> found;
+        {
+            std::lock_guard lk(mu_);
+            int64_t now = now_ms();
+            for (auto& [id, b] : blobs_)
+                if (b.recipient == recipient && b.expires_ms > now) found.emplace_back(id, b);
+        }
         std::sort(found.begin(), found.end(), [](auto& a, auto& b) {
-            return a.second->expires_ms != b.second->expires_ms
-                       ? a.second->expires_ms < b.second->expires_ms
-                       : *a.first < *b.first;
+            return a.second.expires_ms != b.second.expires_ms
+                       ? a.second.expires_ms < b.second.expires_ms
+                       : a.first < b.first;
         });
         std::vector<parley_t_blob> out;
         for (size_t i = offset; i < found.size() && (limit == 0 || out.size() < limit); ++i)
-            out.push_back(view_of(*found[i].first, *found[i].second));
+            out.push_back(view_of(found[i].first, found[i].second));
         fn(user, PARLEY_OK, out.data(), out.size());
     }
 
     void blob_get(std::string_view id, parley_t_blob_list_fn fn, void* user) override {
-        std::lock_guard lk(mu_);
-        auto it = blobs_.find(std::string(id));
-        if (it == blobs_.end() || it->second.expires_ms <= now_ms()) {
+        std::optional<std::pair<std::string, Blob>> found;
+        {
+            std::lock_guard lk(mu_);
+            auto it = blobs_.find(std::string(id));
+            if (it != blobs_.end() && it->second.expires_ms > now_ms()) found.emplace(*it);
+        }
+        if (!found) {
             fn(user, PARLEY_ERR_NOT_FOUND, nullptr, 0);
             return;
         }
-        parley_t_blob b = view_of(it->first, it->second);
+        parley_t_blob b = view_of(found->first, found->second);
         fn(user, PARLEY_OK, &b, 1);
     }
 

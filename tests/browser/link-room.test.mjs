@@ -27,6 +27,8 @@ const skip = !haveChromium()
   : MODE === 'parleyd' && !(process.env.PARLEYD && process.env.PARLEY_LINK_PROFILE)
     ? 'PARLEYD and PARLEY_LINK_PROFILE not set (or run with LINK_SERVER=mock)'
     : false;
+// Under ctest a missing browser or server is a failure, never a silent skip.
+if (skip && process.env.PARLEY_REQUIRE_BROWSER === '1') throw new Error(`cannot run: ${skip}`);
 
 const T = 60_000;
 const nonce = crypto.randomBytes(4).toString('hex');

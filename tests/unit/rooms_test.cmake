@@ -1,0 +1,5 @@
+add_executable(rooms_test ${CMAKE_CURRENT_LIST_DIR}/rooms_test.cpp)
+target_link_libraries(rooms_test PRIVATE parley_kernel GTest::gtest_main)
+target_compile_options(rooms_test PRIVATE ${PARLEY_WARNINGS})
+add_test(NAME unit.rooms COMMAND rooms_test)
+set_tests_properties(unit.rooms PROPERTIES LABELS unit)
