@@ -1,4 +1,4 @@
-// parley: the operator and user tool (ctl; later chat and identities).
+// parley: the operator and user tool (ctl, chat; later identities).
 #include "commands.hpp"
 
 #include <cstdio>
@@ -9,12 +9,17 @@ int main(int argc, char** argv) {
         std::fprintf(argc < 2 ? stderr : stdout,
                      "usage: parley COMMAND ...\n"
                      "  ctl         control a running parleyd (status, reload, drain, ...)\n"
+                     "  chat        join a link room from the terminal (invite link)\n"
                      "run 'parley COMMAND --help' for details\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
     std::vector<std::string> rest(argv + 2, argv + argc);
     if (cmd == "ctl") return parley::cli::cmd_ctl(rest);
+    if (cmd == "chat") {
+        parley::cli::chat_scrub_argv(argc, argv);
+        return parley::cli::cmd_chat(std::move(rest));
+    }
     std::fprintf(stderr, "parley: unknown command '%s'\n", cmd.c_str());
     return 2;
 }
