@@ -21,6 +21,13 @@ std::string error_reply(const std::string& msg) {
     o.stringify(s);
     return s.str();
 }
+
+// The names the profile's log.level and `log-level LEVEL` use; spdlog says "warning" for warn.
+std::string level_name(spdlog::level::level_enum lvl) {
+    if (lvl == spdlog::level::warn) return "warn";
+    auto sv = spdlog::level::to_string_view(lvl);
+    return std::string(sv.data(), sv.size());
+}
 } // namespace
 
 ControlServer::~ControlServer() {
@@ -96,9 +103,7 @@ std::string ControlServer::handle(const std::string& request) {
     if (cmd == "rooms") return kernel_.rooms_json();
     if (cmd == "log-level") {
         auto level = obj->optValue<std::string>("level", "");
-        if (level.empty())
-            return std::string("{\"ok\":true,\"level\":\"") +
-                   spdlog::level::to_string_view(log_level()).data() + "\"}";
+        if (level.empty()) return R"({"ok":true,"level":")" + level_name(log_level()) + "\"}";
         auto lvl = spdlog::level::from_str(level);
         if (lvl == spdlog::level::off && level != "off")
             return error_reply("unknown level '" + level +

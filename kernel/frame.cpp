@@ -38,6 +38,8 @@ void frame_release(parley_t_frame* f) {
     }
 }
 
-int64_t frames_alive() { return g_alive.load(std::memory_order_relaxed); }
+int64_t frames_alive() {
+    return g_alive.load(std::memory_order_relaxed);
+}
 
 } // namespace parley::kernel

@@ -9,16 +9,25 @@ namespace parley::kernel {
 
 namespace {
 
-std::string_view sv(parley_t_bytes b) { return {b.ptr ? b.ptr : "", b.len}; }
-Kernel& K(parley_t_host_ctx_hptr c) { return *c->kernel; }
+std::string_view sv(parley_t_bytes b) {
+    return {b.ptr ? b.ptr : "", b.len};
+}
+Kernel& K(parley_t_host_ctx_hptr c) {
+    return *c->kernel;
+}
 
 spdlog::level::level_enum to_spd(parley_t_log_level l) {
     switch (l) {
-    case PARLEY_LOG_TRACE: return spdlog::level::trace;
-    case PARLEY_LOG_DEBUG: return spdlog::level::debug;
-    case PARLEY_LOG_INFO: return spdlog::level::info;
-    case PARLEY_LOG_WARN: return spdlog::level::warn;
-    default: return spdlog::level::err;
+    case PARLEY_LOG_TRACE:
+        return spdlog::level::trace;
+    case PARLEY_LOG_DEBUG:
+        return spdlog::level::debug;
+    case PARLEY_LOG_INFO:
+        return spdlog::level::info;
+    case PARLEY_LOG_WARN:
+        return spdlog::level::warn;
+    default:
+        return spdlog::level::err;
     }
 }
 
@@ -40,7 +49,9 @@ parley_t_status h_config_get(parley_t_host_ctx_hptr c, parley_t_bytes path,
     config::fill(*v, out);
     return PARLEY_OK;
 }
-parley_t_bytes h_instance_name(parley_t_host_ctx_hptr c) { return {c->name.data(), c->name.size()}; }
+parley_t_bytes h_instance_name(parley_t_host_ctx_hptr c) {
+    return {c->name.data(), c->name.size()};
+}
 parley_t_bytes h_profile_name(parley_t_host_ctx_hptr c) {
     auto& n = K(c).profile().name;
     return {n.data(), n.size()};
@@ -65,14 +76,16 @@ parley_t_frame_hptr h_metrics_render(parley_t_host_ctx_hptr c) {
     // Kernel gauges are computed at render time rather than updated on every change.
     auto& k = K(c);
     text += "# HELP parley_connections Open client connections.\n# TYPE parley_connections gauge\n"
-            "parley_connections " + std::to_string(k.rooms().conn_count()) + "\n";
+            "parley_connections " +
+            std::to_string(k.rooms().conn_count()) + "\n";
     text += "# HELP parley_rooms Rooms alive.\n# TYPE parley_rooms gauge\nparley_rooms " +
             std::to_string(k.rooms().room_count()) + "\n";
     text += "# HELP parley_frames_alive Shared frame buffers alive.\n"
             "# TYPE parley_frames_alive gauge\nparley_frames_alive " +
             std::to_string(frames_alive()) + "\n";
     text += "# HELP parley_draining 1 while draining.\n# TYPE parley_draining gauge\n"
-            "parley_draining " + std::string(k.draining() ? "1" : "0") + "\n";
+            "parley_draining " +
+            std::string(k.draining() ? "1" : "0") + "\n";
     auto* f = frame_alloc(text.size());
     std::memcpy(f->data, text.data(), text.size());
     f->len = text.size();
@@ -83,11 +96,19 @@ uint64_t h_timer_start(parley_t_host_ctx_hptr c, uint64_t delay, uint64_t interv
                        parley_t_timer_fn fn, void* user) {
     return K(c).timers().start(delay, interval, fn, user, c);
 }
-void h_timer_cancel(parley_t_host_ctx_hptr c, uint64_t id) { K(c).timers().cancel(id); }
+void h_timer_cancel(parley_t_host_ctx_hptr c, uint64_t id) {
+    K(c).timers().cancel(id);
+}
 
-parley_t_frame_hptr h_frame_alloc(parley_t_host_ctx_hptr, size_t cap) { return frame_alloc(cap); }
-void h_frame_retain(parley_t_frame_hptr f) { frame_retain(f); }
-void h_frame_release(parley_t_frame_hptr f) { frame_release(f); }
+parley_t_frame_hptr h_frame_alloc(parley_t_host_ctx_hptr, size_t cap) {
+    return frame_alloc(cap);
+}
+void h_frame_retain(parley_t_frame_hptr f) {
+    frame_retain(f);
+}
+void h_frame_release(parley_t_frame_hptr f) {
+    frame_release(f);
+}
 
 parley_t_conn_id h_conn_open(parley_t_host_ctx_hptr c, uint64_t tag) {
     if (K(c).draining()) return 0;
@@ -112,8 +133,8 @@ parley_t_status h_room_leave(parley_t_host_ctx_hptr c, parley_t_conn_id id, parl
                              uint32_t* left) {
     return K(c).rooms().leave(id, sv(room), left);
 }
-parley_t_status h_room_publish(parley_t_host_ctx_hptr c, parley_t_bytes room,
-                               parley_t_frame_hptr f, parley_t_conn_id except) {
+parley_t_status h_room_publish(parley_t_host_ctx_hptr c, parley_t_bytes room, parley_t_frame_hptr f,
+                               parley_t_conn_id except) {
     return K(c).rooms().publish(sv(room), f, except);
 }
 parley_t_status h_room_publish_persist(parley_t_host_ctx_hptr c, parley_t_bytes room,
@@ -205,7 +226,9 @@ void h_http_respond(parley_t_http_response_hptr resp, int status, parley_t_bytes
                     parley_t_bytes headers, parley_t_bytes body) {
     resp->respond(resp, status, ct, headers, body);
 }
-int h_draining(parley_t_host_ctx_hptr c) { return K(c).draining() ? 1 : 0; }
+int h_draining(parley_t_host_ctx_hptr c) {
+    return K(c).draining() ? 1 : 0;
+}
 parley_t_status h_work_submit(parley_t_host_ctx_hptr c, parley_t_work_fn fn, void* user) {
     return K(c).workers().submit(fn, user);
 }
@@ -261,6 +284,8 @@ const parley_t_host kHost = [] {
 
 } // namespace
 
-const parley_t_host* Kernel::host_table() const { return &kHost; }
+const parley_t_host* Kernel::host_table() const {
+    return &kHost;
+}
 
 } // namespace parley::kernel

@@ -24,8 +24,8 @@ struct parley_t_host_ctx {
     std::string file;        // resolved .so path
     std::string version;
     parley_t_kind kind{};
-    parley_t_descriptor desc{};   // zero-extended copy of the plugin's descriptor
-    parley_t_plugin_vtable vt{};  // zero-extended copy of its vtable
+    parley_t_descriptor desc{};  // zero-extended copy of the plugin's descriptor
+    parley_t_plugin_vtable vt{}; // zero-extended copy of its vtable
     parley_t_instance_pptr inst = nullptr;
     std::shared_ptr<spdlog::logger> log;
     std::string last_error;

@@ -65,7 +65,9 @@ void Kernel::apply_kernel_settings(const config::Value& k, bool initial) {
     auto lvl = spdlog::level::from_str(k.find("log.level")->str);
     if (initial) {
         auto f = k.find("log.format")->str;
-        log_init(f == "json" ? LogFormat::Json : f == "human" ? LogFormat::Human : LogFormat::Auto,
+        log_init(f == "json"    ? LogFormat::Json
+                 : f == "human" ? LogFormat::Human
+                                : LogFormat::Auto,
                  lvl);
     } else {
         log_set_level(lvl);
@@ -134,11 +136,13 @@ bool Kernel::start(const std::string& profile_path, const ProfileOverrides& ov) 
     config::Diagnostics diag;
     if (!load_profile(profile_path, ov, loader_, profile_, diag)) {
         log_init(LogFormat::Auto, spdlog::level::info);
-        for (auto& line : diag.lines()) klog().error("{}", line);
+        for (auto& line : diag.lines())
+            klog().error("{}", line);
         return false;
     }
     apply_kernel_settings(*profile_.kernel, true);
-    for (auto& line : diag.lines()) klog().warn("{}", line);
+    for (auto& line : diag.lines())
+        klog().warn("{}", line);
 
     std::error_code ec;
     fs::create_directories(profile_.state_dir, ec);
@@ -175,8 +179,7 @@ bool Kernel::start(const std::string& profile_path, const ProfileOverrides& ov) 
     }
     auto sweep_ms = uint64_t(profile_.kernel->find("rooms.sweep_interval")->i);
     sweep_timer_ = timers_->start(
-        sweep_ms, sweep_ms, [](void* u) { static_cast<Rooms*>(u)->sweep(); }, rooms_.get(),
-        this);
+        sweep_ms, sweep_ms, [](void* u) { static_cast<Rooms*>(u)->sweep(); }, rooms_.get(), this);
     klog().info("profile '{}' running ({} plugin instances, state {})", profile_.name,
                 instances_.size(), profile_.state_dir.string());
     return true;
@@ -187,12 +190,14 @@ bool Kernel::reload(std::string& report) {
     Profile next;
     if (!load_profile(profile_path_, overrides_, loader_, next, diag)) {
         report = "reload refused, keeping the running profile:\n";
-        for (auto& l : diag.lines()) report += l + "\n";
+        for (auto& l : diag.lines())
+            report += l + "\n";
         klog().error("{}", report);
         return false;
     }
     std::ostringstream out;
-    for (auto& l : diag.lines()) out << l << "\n";
+    for (auto& l : diag.lines())
+        out << l << "\n";
     if (next.name != profile_.name || next.state_dir != profile_.state_dir ||
         next.control_socket != profile_.control_socket)
         out << "profile name, state_dir and control socket changes need a restart; kept\n";
@@ -224,7 +229,8 @@ bool Kernel::reload(std::string& report) {
                     restart.push_back(p);
             if (!restart.empty()) {
                 out << "instance '" << inst->name << "': ";
-                for (auto& p : restart) out << p << " ";
+                for (auto& p : restart)
+                    out << p << " ";
                 out << "need a restart; kept its running config\n";
             } else {
                 {
@@ -237,8 +243,8 @@ bool Kernel::reload(std::string& report) {
                 if (!ok) {
                     std::lock_guard lk(inst->config_mu);
                     inst->config = old_cfg;
-                    out << "instance '" << inst->name << "' refused the new config: "
-                        << inst->last_error << "\n";
+                    out << "instance '" << inst->name
+                        << "' refused the new config: " << inst->last_error << "\n";
                 } else {
                     out << "instance '" << inst->name << "' reconfigured\n";
                 }
@@ -312,7 +318,8 @@ void Kernel::drain_and_stop() {
     std::stable_sort(instances_.begin(), instances_.end(), [](auto& a, auto& b) {
         return (a->kind == PARLEY_KIND_STORE) < (b->kind == PARLEY_KIND_STORE);
     });
-    for (auto& inst : instances_) stop_instance(*inst);
+    for (auto& inst : instances_)
+        stop_instance(*inst);
     while (!instances_.empty()) {
         destroy_instance(std::move(instances_.back()));
         instances_.pop_back();
@@ -359,8 +366,8 @@ int Kernel::run() {
     }
 }
 
-parley_t_status Kernel::register_command(Instance* owner, std::string name,
-                                         parley_t_command_fn fn, void* user) {
+parley_t_status Kernel::register_command(Instance* owner, std::string name, parley_t_command_fn fn,
+                                         void* user) {
     std::unique_lock lk(registry_mu_);
     if (commands_.count(name)) return PARLEY_ERR_EXISTS;
     commands_.emplace(std::move(name), Command{fn, user, owner});
@@ -424,8 +431,8 @@ std::string Kernel::plugins_json() {
         static const char* kinds[] = {"", "transport", "store", "guard", "service"};
         o.set("kind", kinds[inst->kind]);
         o.set("file", fs::path(inst->file).filename().string());
-        o.set("abi", std::to_string(inst->desc.abi_major) + "." +
-                         std::to_string(inst->desc.abi_minor));
+        o.set("abi",
+              std::to_string(inst->desc.abi_major) + "." + std::to_string(inst->desc.abi_minor));
         arr.add(o);
     }
     std::ostringstream s;
@@ -440,10 +447,9 @@ std::string Kernel::status_json() {
     o.set("version", PARLEY_VERSION);
     o.set("abi", std::to_string(PARLEY_ABI_MAJOR) + "." + std::to_string(PARLEY_ABI_MINOR));
     o.set("pid", int(getpid()));
-    o.set("uptime_seconds",
-          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
-                                                           started_at_)
-              .count());
+    o.set("uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::steady_clock::now() - started_at_)
+                                .count());
     o.set("draining", draining());
     o.set("connections", uint64_t(rooms_->conn_count()));
     o.set("rooms", uint64_t(rooms_->room_count()));
@@ -462,7 +468,8 @@ std::string Kernel::rooms_json() {
     o.set("rooms", uint64_t(rooms_->room_count()));
     o.set("connections", uint64_t(rooms_->conn_count()));
     Poco::JSON::Object sizes;
-    for (auto& [bucket, n] : rooms_->size_histogram()) sizes.set(bucket, uint64_t(n));
+    for (auto& [bucket, n] : rooms_->size_histogram())
+        sizes.set(bucket, uint64_t(n));
     o.set("members_histogram", sizes);
     std::ostringstream s;
     o.stringify(s);

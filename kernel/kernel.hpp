@@ -103,7 +103,7 @@ class Kernel {
     uint64_t sweep_timer_ = 0;
 
     std::vector<std::unique_ptr<Instance>> instances_; // in start order
-    std::shared_mutex registry_mu_;                      // commands and routes
+    std::shared_mutex registry_mu_;                    // commands and routes
     std::unordered_map<std::string, Command> commands_;
     std::vector<Route> routes_;
 

@@ -29,7 +29,12 @@ fs::path Loader::default_plugin_dir() {
     std::error_code ec;
     auto exe = fs::read_symlink("/proc/self/exe", ec);
     if (ec) return {};
-    return exe.parent_path().parent_path() / "lib" / "parley" / "plugins";
+    auto prefix = exe.parent_path().parent_path();
+    // The install's libdir may be multiarch (lib/x86_64-linux-gnu under /usr); the build tree
+    // always uses lib/.
+    auto installed = prefix / PARLEY_PLUGIN_RELDIR;
+    if (fs::is_directory(installed, ec)) return installed;
+    return prefix / "lib" / "parley" / "plugins";
 }
 
 namespace {
@@ -61,8 +66,8 @@ bool Loader::load(const std::string& plugin, const std::string& file, LoadedPlug
             looked += (looked.empty() ? "" : ", ") + d.string();
         }
         if (path.empty()) {
-            error = "plugin '" + plugin + "': " + wanted + " not found in plugin path [" + looked +
-                    "]";
+            error =
+                "plugin '" + plugin + "': " + wanted + " not found in plugin path [" + looked + "]";
             return false;
         }
     }
@@ -99,8 +104,8 @@ bool Loader::load(const std::string& plugin, const std::string& file, LoadedPlug
     const char* why = nullptr;
     const parley_t_descriptor* d = entry(PARLEY_ABI_MAJOR, PARLEY_ABI_MINOR, &why);
     if (!d) {
-        error = "plugin '" + plugin + "' (" + key + ") refused to load: " +
-                (why ? why : "no reason given");
+        error = "plugin '" + plugin + "' (" + key +
+                ") refused to load: " + (why ? why : "no reason given");
         return false;
     }
     if (d->struct_size < offsetof(parley_t_descriptor, vtable) + sizeof(d->vtable)) {

@@ -18,15 +18,15 @@ class JsonFormatter final : public spdlog::formatter {
   public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         auto secs = std::chrono::duration_cast<std::chrono::seconds>(msg.time.time_since_epoch());
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()) -
-                  std::chrono::duration_cast<std::chrono::milliseconds>(secs);
+        auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()) -
+            std::chrono::duration_cast<std::chrono::milliseconds>(secs);
         std::time_t t = secs.count();
         std::tm tm{};
         gmtime_r(&t, &tm);
         char ts[96];
         std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      int(ms.count()));
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms.count()));
         append(dest, "{\"ts\":\"");
         append(dest, ts);
         append(dest, "\",\"level\":\"");
@@ -49,11 +49,21 @@ class JsonFormatter final : public spdlog::formatter {
     static void escape(spdlog::memory_buf_t& d, std::string_view s) {
         for (unsigned char c : s) {
             switch (c) {
-            case '"': append(d, "\\\""); break;
-            case '\\': append(d, "\\\\"); break;
-            case '\n': append(d, "\\n"); break;
-            case '\r': append(d, "\\r"); break;
-            case '\t': append(d, "\\t"); break;
+            case '"':
+                append(d, "\\\"");
+                break;
+            case '\\':
+                append(d, "\\\\");
+                break;
+            case '\n':
+                append(d, "\\n");
+                break;
+            case '\r':
+                append(d, "\\r");
+                break;
+            case '\t':
+                append(d, "\\t");
+                break;
             default:
                 if (c < 0x20) {
                     char buf[8];
@@ -80,8 +90,8 @@ void log_init(LogFormat format, spdlog::level::level_enum level) {
     g_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
         human ? spdlog::color_mode::automatic : spdlog::color_mode::never);
     if (human)
-        g_sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-            "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v"));
+        g_sink->set_formatter(
+            std::make_unique<spdlog::pattern_formatter>("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v"));
     else
         g_sink->set_formatter(std::make_unique<JsonFormatter>());
     g_level = level;
@@ -107,7 +117,8 @@ std::shared_ptr<spdlog::logger> logger_for(const std::string& name) {
 void log_set_level(spdlog::level::level_enum level) {
     std::lock_guard lk(g_mu);
     g_level = level;
-    for (auto& [_, l] : g_loggers) l->set_level(level);
+    for (auto& [_, l] : g_loggers)
+        l->set_level(level);
 }
 
 spdlog::level::level_enum log_level() {

@@ -14,15 +14,15 @@ using namespace parley::kernel;
 namespace {
 
 void usage(FILE* out) {
-    std::fprintf(out,
-                 "usage: parleyd [options] PROFILE.yaml\n"
-                 "  --check-config            validate the profile and its plugins' config, exit 0/1\n"
-                 "  --state-dir DIR           override the profile's state_dir\n"
-                 "  --describe-plugin NAME    print a plugin's config keys (with --json: as JSON)\n"
-                 "  --describe-kernel         print the kernel's own profile keys\n"
-                 "  --plugin-path DIR         extra plugin directory (repeatable)\n"
-                 "  --version                 print version and ABI\n"
-                 "Signals: SIGHUP reloads (the old profile stays on error), SIGTERM drains.\n");
+    std::fprintf(
+        out, "usage: parleyd [options] PROFILE.yaml\n"
+             "  --check-config            validate the profile and its plugins' config, exit 0/1\n"
+             "  --state-dir DIR           override the profile's state_dir\n"
+             "  --describe-plugin NAME    print a plugin's config keys (with --json: as JSON)\n"
+             "  --describe-kernel         print the kernel's own profile keys\n"
+             "  --plugin-path DIR         extra plugin directory (repeatable)\n"
+             "  --version                 print version and ABI\n"
+             "Signals: SIGHUP reloads (the old profile stays on error), SIGTERM drains.\n");
 }
 
 int describe(const parley_t_config_key* keys, size_t n, bool json, const std::string& title) {
@@ -49,12 +49,18 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--check-config") check = true;
-        else if (a == "--json") json = true;
-        else if (a == "--state-dir") ov.state_dir = need("--state-dir");
-        else if (a == "--describe-plugin") describe_plugin = need("--describe-plugin");
-        else if (a == "--describe-kernel") describe_kernel = true;
-        else if (a == "--plugin-path") extra_paths.push_back(need("--plugin-path"));
+        if (a == "--check-config")
+            check = true;
+        else if (a == "--json")
+            json = true;
+        else if (a == "--state-dir")
+            ov.state_dir = need("--state-dir");
+        else if (a == "--describe-plugin")
+            describe_plugin = need("--describe-plugin");
+        else if (a == "--describe-kernel")
+            describe_kernel = true;
+        else if (a == "--plugin-path")
+            extra_paths.push_back(need("--plugin-path"));
         else if (a == "--version") {
             std::printf("parleyd %s (plugin ABI %d.%d)\n", PARLEY_VERSION, PARLEY_ABI_MAJOR,
                         PARLEY_ABI_MINOR);
@@ -66,7 +72,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "parleyd: unknown option %s\n", a.c_str());
             usage(stderr);
             return 2;
-        } else if (profile.empty()) profile = a;
+        } else if (profile.empty())
+            profile = a;
         else {
             std::fprintf(stderr, "parleyd: one profile per process\n");
             return 2;
@@ -74,7 +81,8 @@ int main(int argc, char** argv) {
     }
     if (!extra_paths.empty()) {
         std::string joined;
-        for (auto& p : extra_paths) joined += (joined.empty() ? "" : ":") + p;
+        for (auto& p : extra_paths)
+            joined += (joined.empty() ? "" : ":") + p;
         if (const char* env = std::getenv("PARLEY_PLUGIN_PATH")) joined += std::string(":") + env;
         setenv("PARLEY_PLUGIN_PATH", joined.c_str(), 1);
     }
@@ -86,7 +94,8 @@ int main(int argc, char** argv) {
     if (!describe_plugin.empty()) {
         Loader loader;
         std::vector<std::filesystem::path> dirs;
-        for (auto& p : extra_paths) dirs.emplace_back(p);
+        for (auto& p : extra_paths)
+            dirs.emplace_back(p);
         dirs.push_back(Loader::default_plugin_dir());
         loader.set_search_path(dirs);
         LoadedPlugin lp;
@@ -109,7 +118,8 @@ int main(int argc, char** argv) {
         Profile p;
         parley::config::Diagnostics diag;
         bool ok = load_profile(profile, ov, loader, p, diag);
-        for (auto& line : diag.lines()) std::fprintf(stderr, "%s\n", line.c_str());
+        for (auto& line : diag.lines())
+            std::fprintf(stderr, "%s\n", line.c_str());
         if (!ok) {
             std::fprintf(stderr, "parleyd: %s: configuration invalid\n", profile.c_str());
             return 1;

@@ -49,15 +49,16 @@ std::string Metrics::render() const {
     std::map<std::string, std::vector<const parley_t_metric*>> by_base;
     {
         std::lock_guard lk(mu_);
-        for (auto& [_, m] : metrics_) by_base[m->base_name].push_back(m.get());
+        for (auto& [_, m] : metrics_)
+            by_base[m->base_name].push_back(m.get());
     }
     std::string out;
     for (auto& [base, list] : by_base) {
         std::sort(list.begin(), list.end(),
                   [](auto* a, auto* b) { return a->full_name < b->full_name; });
         out += "# HELP " + base + " " + list.front()->help + "\n";
-        out += "# TYPE " + base + (list.front()->kind == PARLEY_METRIC_COUNTER ? " counter\n"
-                                                                              : " gauge\n");
+        out += "# TYPE " + base +
+               (list.front()->kind == PARLEY_METRIC_COUNTER ? " counter\n" : " gauge\n");
         for (auto* m : list)
             out += m->full_name + " " + std::to_string(m->value.load(std::memory_order_relaxed)) +
                    "\n";

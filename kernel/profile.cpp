@@ -2,6 +2,8 @@
 
 #include <parley/sdk.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <set>
 #include <yaml-cpp/yaml.h>
@@ -75,6 +77,16 @@ constexpr parley_t_config_key kKernelKeys[] = {
     key_map("control", kControlKeys, "Control socket."),
 };
 
+// What the top level of a profile may hold: the kernel keys and `plugins`. `plugins` is taken
+// out before validation (each instance is checked against its plugin's schema); it is declared
+// here only so that an unknown-key error lists it and suggests it for a misspelling.
+const auto kProfileKeys = [] {
+    std::array<parley_t_config_key, std::size(kKernelKeys) + 1> keys{};
+    std::copy(std::begin(kKernelKeys), std::end(kKernelKeys), keys.begin());
+    keys.back() = key_list("plugins", PARLEY_CFG_STRING, "Plugin instances.");
+    return keys;
+}();
+
 bool valid_name(const std::string& s) {
     if (s.empty() || s.size() > 64) return false;
     for (char c : s)
@@ -94,8 +106,8 @@ const parley_t_config_key* kernel_schema(size_t* n) {
     return kKernelKeys;
 }
 
-bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& loader,
-                  Profile& out, config::Diagnostics& diag) {
+bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& loader, Profile& out,
+                  config::Diagnostics& diag) {
     out = Profile{};
     out.file = path;
     auto doc = config::load_yaml_file(path, diag);
@@ -106,18 +118,14 @@ bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& l
         return false;
     }
 
-    // Kernel keys: everything except `plugins`, which is checked per instance below.
-    YAML::Node kernel_node(YAML::NodeType::Map);
-    YAML::Node plugins_node;
-    for (auto it = root.begin(); it != root.end(); ++it) {
-        auto k = it->first.as<std::string>("");
-        if (k == "plugins")
-            plugins_node = it->second;
-        else
-            kernel_node[it->first] = it->second;
-    }
+    // Kernel keys: everything except `plugins`, which is checked per instance below. The root
+    // itself is validated (minus `plugins`) so diagnostics about it, such as a missing
+    // `profile`, carry its line; a fresh map would have no position in the file.
+    YAML::Node plugins_node = root["plugins"];
+    YAML::Node kernel_node = doc.root;
+    kernel_node.remove("plugins");
     auto kv = std::make_shared<config::Value>();
-    config::validate(kernel_node, kKernelKeys, std::size(kKernelKeys), "", path, *kv, diag);
+    config::validate(kernel_node, kProfileKeys.data(), kProfileKeys.size(), "", path, *kv, diag);
     if (diag.has_errors()) return false;
     out.kernel = kv;
     out.name = kv->find("profile")->str;
@@ -135,7 +143,8 @@ bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& l
 
     std::vector<fs::path> dirs;
     if (auto* pp = kv->find("plugin_path"))
-        for (auto& item : pp->items) dirs.push_back(item.str);
+        for (auto& item : pp->items)
+            dirs.push_back(item.str);
     if (const char* env = std::getenv("PARLEY_PLUGIN_PATH"))
         for (std::string_view s = env; !s.empty();) {
             auto c = s.find(':');
@@ -167,15 +176,16 @@ bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& l
         bool ok = true;
         for (auto it = entry.begin(); it != entry.end(); ++it) {
             auto k = it->first.as<std::string>("");
-            const auto& v = it->second;
+            YAML::Node v = it->second; // a copy: the iterator's pair is a temporary
             if (k == "name" || k == "plugin" || k == "file") {
                 if (!v.IsScalar()) {
                     diag.error(path, v, at + "." + k, "expected a string");
                     ok = false;
                     continue;
                 }
-                (k == "name" ? spec.name : k == "plugin" ? spec.plugin : spec.file) =
-                    v.as<std::string>();
+                (k == "name"     ? spec.name
+                 : k == "plugin" ? spec.plugin
+                                 : spec.file) = v.as<std::string>();
             } else if (k == "config") {
                 cfg = v;
             } else {

@@ -26,7 +26,7 @@ struct Profile {
     std::filesystem::path state_dir;
     std::string control_socket; // filesystem path of the ipc socket
     bool control_enabled = true;
-    std::string store; // instance used for history and blobs
+    std::string store;                           // instance used for history and blobs
     std::shared_ptr<const config::Value> kernel; // normalised kernel keys
     std::vector<InstanceSpec> instances;
 };
@@ -37,8 +37,8 @@ struct ProfileOverrides {
 
 // Parses, validates and loads every plugin the profile names (so their schemas can be checked)
 // without creating instances. Returns false with diagnostics on any error.
-bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& loader,
-                  Profile& out, config::Diagnostics& diag);
+bool load_profile(const std::string& path, const ProfileOverrides& ov, Loader& loader, Profile& out,
+                  config::Diagnostics& diag);
 
 // Kernel schema (for --describe-kernel and docs).
 const parley_t_config_key* kernel_schema(size_t* n);

@@ -31,7 +31,8 @@ Rooms::Rooms(RoomLimits& limits) : limits_(limits), seq_(clock_seed()) {}
 Rooms::~Rooms() {
     for (auto& sh : room_shards_)
         for (auto& [_, r] : sh.rooms)
-            for (auto& p : r.pending) frame_release(p.frame);
+            for (auto& p : r.pending)
+                frame_release(p.frame);
 }
 
 parley_t_conn_id Rooms::conn_open(Instance* transport, uint64_t tag) {
@@ -90,7 +91,8 @@ void Rooms::forget_transport(Instance* transport) {
         for (auto& [id, c] : sh.conns)
             if (c.transport == transport) ids.push_back(id);
     }
-    for (auto id : ids) conn_closed(id);
+    for (auto id : ids)
+        conn_closed(id);
 }
 
 parley_t_status Rooms::join(parley_t_conn_id conn, std::string_view room, std::string_view label,
@@ -208,14 +210,16 @@ void Rooms::sweep() {
 void Rooms::deliver(std::vector<Recipient>& rcpts, parley_t_frame* frame) {
     if (rcpts.empty()) return;
     // Group by transport so each transport gets one call with a contiguous array.
-    std::stable_sort(rcpts.begin(), rcpts.end(),
-                     [](const Recipient& a, const Recipient& b) { return a.transport < b.transport; });
+    std::stable_sort(rcpts.begin(), rcpts.end(), [](const Recipient& a, const Recipient& b) {
+        return a.transport < b.transport;
+    });
     thread_local std::vector<parley_t_delivery> batch;
     size_t i = 0;
     while (i < rcpts.size()) {
         Instance* t = rcpts[i].transport;
         batch.clear();
-        for (; i < rcpts.size() && rcpts[i].transport == t; ++i) batch.push_back(rcpts[i].to);
+        for (; i < rcpts.size() && rcpts[i].transport == t; ++i)
+            batch.push_back(rcpts[i].to);
         if (t->live.load(std::memory_order_acquire) && t->vt.deliver)
             t->vt.deliver(t->inst, batch.data(), batch.size(), frame);
     }
@@ -243,8 +247,7 @@ parley_t_status Rooms::publish_persist(std::string_view room, parley_t_frame* fr
                                        parley_t_conn_id except, std::string_view record,
                                        parley_t_store_done_fn done, void* user) {
     Instance* store = store_.load();
-    if (!store || !store->live.load() || !store->vt.history_append)
-        return PARLEY_ERR_UNAVAILABLE;
+    if (!store || !store->live.load() || !store->vt.history_append) return PARLEY_ERR_UNAVAILABLE;
     auto& rs = shard_of(room);
     std::lock_guard submit(rs.submit);
     uint64_t seq;
@@ -388,8 +391,12 @@ std::map<std::string, size_t> Rooms::size_histogram() const {
         std::lock_guard lk(sh.mu);
         for (auto& [_, r] : sh.rooms) {
             size_t n = r.members.size();
-            const char* bucket = n == 0 ? "0" : n == 1 ? "1" : n <= 10 ? "2-10" : n <= 100 ? "11-100"
-                                 : n <= 1000 ? "101-1000" : ">1000";
+            const char* bucket = n == 0      ? "0"
+                                 : n == 1    ? "1"
+                                 : n <= 10   ? "2-10"
+                                 : n <= 100  ? "11-100"
+                                 : n <= 1000 ? "101-1000"
+                                             : ">1000";
             h[bucket]++;
         }
     }

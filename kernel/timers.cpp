@@ -39,7 +39,8 @@ void Timers::cancel_owner(const void* owner) {
     std::vector<uint64_t> ids;
     for (auto& [id, t] : timers_)
         if (t.owner == owner) ids.push_back(id);
-    for (auto id : ids) timers_.erase(id);
+    for (auto id : ids)
+        timers_.erase(id);
     if (std::this_thread::get_id() != thread_.get_id())
         idle_cv_.wait(lk, [&] {
             for (auto id : ids)

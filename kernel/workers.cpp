@@ -15,13 +15,15 @@ Workers::Workers(zmq::context_t& zmq, int threads, int queue_limit)
     push_.set(zmq::sockopt::sndhwm, queue_limit);
     push_.set(zmq::sockopt::linger, 0);
     push_.bind(endpoint_);
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i); });
+    for (int i = 0; i < threads; ++i)
+        threads_.emplace_back([this, i] { run(i); });
 }
 
 Workers::~Workers() {
     // Workers finish what is queued, then see the flag on their next receive timeout.
     stopping_.store(true);
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+        t.join();
 }
 
 parley_t_status Workers::submit(parley_t_work_fn fn, void* user) {

@@ -6,7 +6,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libpoco-dev libsodium-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libsimdjson-dev libpq-dev libnats-dev libgtest-dev libgmock-dev)
 test_pkgs=(clang-14 libclang-rt-14-dev postgresql postgresql-common nats-server coturn
-  chromium chromium-driver nodejs npm curl procps iproute2 systemd)
+  chromium chromium-driver nodejs npm curl procps iproute2 systemd
+  golang-go golang-github-gorilla-websocket-dev)
 
 want=("${build_pkgs[@]}")
 [[ "${1:-build}" == test ]] && want+=("${test_pkgs[@]}")

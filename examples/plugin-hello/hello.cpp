@@ -65,7 +65,7 @@ class Hello final : public Plugin {
               h.counter("parley_hello_calls_total", "hello command and GET /hello calls.")) {}
 
     parley_t_status start() override {
-        const parley_t_host *t = host().table();
+        const parley_t_host* t = host().table();
         if (t->command_register(host().ctx(), bytes("hello"), &on_command, this) != PARLEY_OK) {
             host().set_error("command 'hello' is already registered by another instance");
             return PARLEY_ERR_EXISTS;
@@ -112,8 +112,8 @@ class Hello final : public Plugin {
     }
 
     // Handlers are C callbacks: nothing may throw out of them, so each catches everything.
-    static parley_t_status on_command(void *user, const parley_t_command_call *call) noexcept {
-        auto *self = static_cast<Hello *>(user);
+    static parley_t_status on_command(void* user, const parley_t_command_call* call) noexcept {
+        auto* self = static_cast<Hello*>(user);
         try {
             self->count_call();
             if (call->conn == 0) return PARLEY_ERR_INVALID; // no connection to reply to
@@ -126,10 +126,10 @@ class Hello final : public Plugin {
         }
     }
 
-    static void on_http(void *user, const parley_t_http_request *,
+    static void on_http(void* user, const parley_t_http_request*,
                         parley_t_http_response_hptr resp) noexcept {
-        auto *self = static_cast<Hello *>(user);
-        const parley_t_host *t = self->host().table();
+        auto* self = static_cast<Hello*>(user);
+        const parley_t_host* t = self->host().table();
         try {
             self->count_call();
             std::string body = self->greeting() + "\n";
@@ -139,8 +139,8 @@ class Hello final : public Plugin {
         }
     }
 
-    static void on_timer(void *user) noexcept {
-        auto *self = static_cast<Hello *>(user);
+    static void on_timer(void* user) noexcept {
+        auto* self = static_cast<Hello*>(user);
         self->host().logf(PARLEY_LOG_INFO, "hello: %lld calls so far",
                           static_cast<long long>(self->calls_.load()));
     }

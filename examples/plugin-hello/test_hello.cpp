@@ -10,14 +10,14 @@
 
 #include <string>
 
-extern "C" const parley_t_descriptor *parley_plugin_entry_v0(uint16_t, uint16_t, const char **);
+extern "C" const parley_t_descriptor* parley_plugin_entry_v0(uint16_t, uint16_t, const char**);
 
 namespace {
 
 using parley::sdk::testing::FakeHost;
 using parley::sdk::testing::FakeInstance;
 
-void expect_hello_works(FakeHost &fake, FakeInstance &inst, const std::string &greeting) {
+void expect_hello_works(FakeHost& fake, FakeInstance& inst, const std::string& greeting) {
     ASSERT_EQ(inst.up(), PARLEY_OK) << inst.error();
     EXPECT_TRUE(fake.has_log(PARLEY_LOG_INFO, "hello started"));
 

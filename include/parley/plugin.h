@@ -59,9 +59,9 @@ extern "C" {
 #endif
 
 /* True when `field` lies inside the first `tbl->struct_size` bytes and is non-NULL. */
-#define PARLEY_HAS(tbl, field)                                                                 \
-    ((tbl) != NULL &&                                                                          \
-     offsetof(__typeof__(*(tbl)), field) + sizeof((tbl)->field) <= (tbl)->struct_size &&      \
+#define PARLEY_HAS(tbl, field)                                                                     \
+    ((tbl) != NULL &&                                                                              \
+     offsetof(__typeof__(*(tbl)), field) + sizeof((tbl)->field) <= (tbl)->struct_size &&           \
      (tbl)->field)
 
 /* ---------------------------------------------------------------------------------------- */
@@ -92,13 +92,13 @@ typedef enum parley_t_log_level {
 /* Result codes of host calls and hooks. 0 is success; new codes are only appended. */
 typedef enum parley_t_status {
     PARLEY_OK = 0,
-    PARLEY_ERR = 1,           /* generic failure; details via set_error or logs */
-    PARLEY_ERR_NOT_FOUND = 2, /* no such room, connection, key, route */
-    PARLEY_ERR_LIMIT = 3,     /* a configured limit refused it (members, rooms, bytes) */
-    PARLEY_ERR_DENIED = 4,    /* a guard or ACL refused it */
-    PARLEY_ERR_EXISTS = 5,    /* set-once value already set; name already registered */
+    PARLEY_ERR = 1,             /* generic failure; details via set_error or logs */
+    PARLEY_ERR_NOT_FOUND = 2,   /* no such room, connection, key, route */
+    PARLEY_ERR_LIMIT = 3,       /* a configured limit refused it (members, rooms, bytes) */
+    PARLEY_ERR_DENIED = 4,      /* a guard or ACL refused it */
+    PARLEY_ERR_EXISTS = 5,      /* set-once value already set; name already registered */
     PARLEY_ERR_UNAVAILABLE = 6, /* dependency down (database, NATS) or draining */
-    PARLEY_ERR_INVALID = 7    /* malformed argument */
+    PARLEY_ERR_INVALID = 7      /* malformed argument */
 } parley_t_status;
 
 /* Opaque per-instance host context. OWNERSHIP: host. Valid from create until destroy returns. */
@@ -116,8 +116,8 @@ typedef uint64_t parley_t_conn_id;
 /* Refcounted frame buffers (host-allocated, shared across a fan-out)                        */
 
 typedef enum parley_t_frame_flags {
-    PARLEY_FRAME_TEXT = 1u << 0,   /* a UTF-8 text message (else binary) */
-    PARLEY_FRAME_CLOSE = 1u << 1   /* reserved */
+    PARLEY_FRAME_TEXT = 1u << 0, /* a UTF-8 text message (else binary) */
+    PARLEY_FRAME_CLOSE = 1u << 1 /* reserved */
 } parley_t_frame_flags;
 
 /* OWNERSHIP: host. A fresh frame from frame_alloc has refcount 1, owned by the allocator.
@@ -126,9 +126,9 @@ typedef enum parley_t_frame_flags {
  * after that it is immutable. */
 typedef struct parley_t_frame {
     char* data;
-    size_t len;       /* bytes in use */
-    size_t capacity;  /* bytes allocated at data */
-    uint32_t flags;   /* parley_t_frame_flags */
+    size_t len;      /* bytes in use */
+    size_t capacity; /* bytes allocated at data */
+    uint32_t flags;  /* parley_t_frame_flags */
 } parley_t_frame;
 typedef parley_t_frame* parley_t_frame_hptr;
 
@@ -157,14 +157,14 @@ typedef enum parley_t_config_flags {
 typedef struct parley_t_config_key {
     uint32_t struct_size;
     const char* name;
-    uint32_t type;          /* parley_t_config_type */
-    uint32_t flags;         /* parley_t_config_flags */
+    uint32_t type;             /* parley_t_config_type */
+    uint32_t flags;            /* parley_t_config_flags */
     const char* default_value; /* textual default as it would be written in YAML; NULL = none */
     const char* description;
-    int64_t min;            /* for INT, SIZE, DURATION (ms); min > max means unbounded */
+    int64_t min; /* for INT, SIZE, DURATION (ms); min > max means unbounded */
     int64_t max;
     const char* enum_values; /* for ENUM: "a|b|c" */
-    uint32_t item_type;     /* for LIST of scalars: the item type; 0 with children = list of maps */
+    uint32_t item_type; /* for LIST of scalars: the item type; 0 with children = list of maps */
     const struct parley_t_config_key* children; /* for MAP and LIST of maps */
     size_t children_len;
     const char* replaced_by; /* for DEPRECATED */
@@ -174,10 +174,10 @@ typedef struct parley_t_config_key {
  * milliseconds, enums strings. For LIST and MAP, `count` is the number of items or keys. */
 typedef struct parley_t_config_value {
     uint32_t struct_size;
-    uint32_t type;          /* parley_t_config_type; 0 when the key is absent without default */
-    int64_t i;              /* INT, SIZE, DURATION, BOOL (0/1) */
-    parley_t_bytes s;       /* STRING, ENUM; OWNERSHIP: host, valid until the next reload */
-    size_t count;           /* LIST, MAP */
+    uint32_t type;    /* parley_t_config_type; 0 when the key is absent without default */
+    int64_t i;        /* INT, SIZE, DURATION, BOOL (0/1) */
+    parley_t_bytes s; /* STRING, ENUM; OWNERSHIP: host, valid until the next reload */
+    size_t count;     /* LIST, MAP */
 } parley_t_config_value;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -198,9 +198,9 @@ typedef enum parley_t_meta_flags {
 
 typedef struct parley_t_join_result {
     uint32_t struct_size;
-    uint32_t members;       /* member count after the join */
-    uint32_t created;       /* 1 when this join created the room (first joiner) */
-    uint64_t join_seq;      /* room sequence at join: live messages have seq > join_seq */
+    uint32_t members;  /* member count after the join */
+    uint32_t created;  /* 1 when this join created the room (first joiner) */
+    uint64_t join_seq; /* room sequence at join: live messages have seq > join_seq */
 } parley_t_join_result;
 
 /* One recipient of a delivery: the host's id and the transport's own tag given at conn_open. */
@@ -244,9 +244,9 @@ typedef void (*parley_t_blob_list_fn)(void* user, parley_t_status status,
 
 typedef struct parley_t_command_call {
     uint32_t struct_size;
-    parley_t_conn_id conn; /* the connection the command came from; 0 for control/internal */
-    parley_t_bytes room;   /* may be empty */
-    parley_t_bytes args;   /* command payload, usually JSON */
+    parley_t_conn_id conn;   /* the connection the command came from; 0 for control/internal */
+    parley_t_bytes room;     /* may be empty */
+    parley_t_bytes args;     /* command payload, usually JSON */
     parley_t_bytes identity; /* proven identity of the caller (relay key hash) or empty */
 } parley_t_command_call;
 
@@ -257,8 +257,8 @@ typedef parley_t_status (*parley_t_command_fn)(void* user, const parley_t_comman
 typedef struct parley_t_http_request {
     uint32_t struct_size;
     parley_t_bytes method;
-    parley_t_bytes path;   /* without the query string */
-    parley_t_bytes query;  /* raw, without '?' */
+    parley_t_bytes path;  /* without the query string */
+    parley_t_bytes query; /* raw, without '?' */
     parley_t_bytes body;
     /* Look up a request header (case-insensitive). Returns 1 and fills out, or 0. */
     int (*header)(const struct parley_t_http_request* req, parley_t_bytes name,
@@ -401,30 +401,29 @@ typedef struct parley_t_host {
                                            parley_t_bytes label, parley_t_frame_hptr frame);
     /* Visit members under the shard lock; the visitor must not call room operations.
      * @thread any. @return member count, 0 if the room does not exist. */
-    uint32_t (*room_members)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
-                             parley_t_member_fn fn, void* user);
+    uint32_t (*room_members)(parley_t_host_ctx_hptr ctx, parley_t_bytes room, parley_t_member_fn fn,
+                             void* user);
     /* Typed metadata. get copies into `out` up to `cap` bytes. @thread any.
      * @return get: PARLEY_OK (out_len set), PARLEY_ERR_NOT_FOUND. set: PARLEY_OK,
      * PARLEY_ERR_EXISTS (SET_ONCE and already set), PARLEY_ERR_NOT_FOUND (no room). */
-    parley_t_status (*room_meta_get)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
-                                     uint32_t key, char* out, size_t cap, size_t* out_len);
-    parley_t_status (*room_meta_set)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
-                                     uint32_t key, parley_t_bytes value, uint32_t flags);
+    parley_t_status (*room_meta_get)(parley_t_host_ctx_hptr ctx, parley_t_bytes room, uint32_t key,
+                                     char* out, size_t cap, size_t* out_len);
+    parley_t_status (*room_meta_set)(parley_t_host_ctx_hptr ctx, parley_t_bytes room, uint32_t key,
+                                     parley_t_bytes value, uint32_t flags);
 
     /* ---- 0.1: store ---- */
 
     /* Fetch up to `max` most recent history records with seq <= `upto_seq` (0 = all), oldest
      * first. @thread any; `fn` runs on a worker or the caller. */
-    parley_t_status (*history_fetch)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
-                                     uint32_t max, uint64_t upto_seq, parley_t_history_fn fn,
-                                     void* user);
+    parley_t_status (*history_fetch)(parley_t_host_ctx_hptr ctx, parley_t_bytes room, uint32_t max,
+                                     uint64_t upto_seq, parley_t_history_fn fn, void* user);
     parley_t_status (*history_clear)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
                                      parley_t_store_done_fn fn, void* user);
     /* Blobs: put (id chosen by the store), list by recipient (sorted by expiry), get, delete.
      * @thread any; callbacks on a worker or the caller. */
     parley_t_status (*blob_put)(parley_t_host_ctx_hptr ctx, parley_t_bytes recipient,
-                                parley_t_bytes data, int64_t expires_at_ms,
-                                parley_t_blob_put_fn fn, void* user);
+                                parley_t_bytes data, int64_t expires_at_ms, parley_t_blob_put_fn fn,
+                                void* user);
     parley_t_status (*blob_list)(parley_t_host_ctx_hptr ctx, parley_t_bytes recipient,
                                  uint32_t offset, uint32_t limit, parley_t_blob_list_fn fn,
                                  void* user);
@@ -544,10 +543,10 @@ typedef struct parley_t_plugin_vtable {
 
 typedef struct parley_t_descriptor {
     uint32_t struct_size;
-    uint16_t abi_major; /* PARLEY_ABI_MAJOR the plugin was built against */
-    uint16_t abi_minor; /* PARLEY_ABI_MINOR the plugin was built against */
-    const char* name;   /* e.g. "transport-ws"; [a-z0-9-]+ */
-    uint32_t kind;      /* parley_t_kind */
+    uint16_t abi_major;  /* PARLEY_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;  /* PARLEY_ABI_MINOR the plugin was built against */
+    const char* name;    /* e.g. "transport-ws"; [a-z0-9-]+ */
+    uint32_t kind;       /* parley_t_kind */
     const char* version; /* the plugin's own semver, e.g. "0.1.0" */
     const char* description;
     const parley_t_config_key* config;

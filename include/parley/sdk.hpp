@@ -21,8 +21,12 @@
 
 namespace parley::sdk {
 
-inline parley_t_bytes bytes(std::string_view s) { return {s.data(), s.size()}; }
-inline std::string_view view(parley_t_bytes b) { return {b.ptr ? b.ptr : "", b.len}; }
+inline parley_t_bytes bytes(std::string_view s) {
+    return {s.data(), s.size()};
+}
+inline std::string_view view(parley_t_bytes b) {
+    return {b.ptr ? b.ptr : "", b.len};
+}
 
 // ---- config table helpers (constexpr so tables stay in read-only data) ----
 
@@ -231,8 +235,8 @@ class Plugin {
                           int64_t /*expires_at_ms*/, parley_t_blob_put_fn fn, void* user) {
         fn(user, PARLEY_ERR, parley_t_bytes{nullptr, 0});
     }
-    virtual void blob_list(std::string_view /*recipient*/, uint32_t /*offset*/,
-                           uint32_t /*limit*/, parley_t_blob_list_fn fn, void* user) {
+    virtual void blob_list(std::string_view /*recipient*/, uint32_t /*offset*/, uint32_t /*limit*/,
+                           parley_t_blob_list_fn fn, void* user) {
         fn(user, PARLEY_ERR, nullptr, 0);
     }
     virtual void blob_get(std::string_view /*id*/, parley_t_blob_list_fn fn, void* user) {
@@ -339,8 +343,8 @@ template <typename T> struct Trampolines {
             }) != PARLEY_OK)
             fn(user, PARLEY_ERR, parley_t_bytes{nullptr, 0});
     }
-    static void blob_list(parley_t_instance_pptr p, parley_t_bytes rcpt, uint32_t off,
-                          uint32_t lim, parley_t_blob_list_fn fn, void* user) {
+    static void blob_list(parley_t_instance_pptr p, parley_t_bytes rcpt, uint32_t off, uint32_t lim,
+                          parley_t_blob_list_fn fn, void* user) {
         if (guarded(self(p)->host(), [&] {
                 self(p)->blob_list(view(rcpt), off, lim, fn, user);
                 return PARLEY_OK;
@@ -355,8 +359,8 @@ template <typename T> struct Trampolines {
             }) != PARLEY_OK)
             fn(user, PARLEY_ERR, nullptr, 0);
     }
-    static void blob_delete(parley_t_instance_pptr p, parley_t_bytes id,
-                            parley_t_store_done_fn fn, void* user) {
+    static void blob_delete(parley_t_instance_pptr p, parley_t_bytes id, parley_t_store_done_fn fn,
+                            void* user) {
         if (guarded(self(p)->host(), [&] {
                 self(p)->blob_delete(view(id), fn, user);
                 return PARLEY_OK;
@@ -395,29 +399,28 @@ template <typename T> struct Trampolines {
 } // namespace parley::sdk
 
 // Declares the plugin: CLASS derives from parley::sdk::Plugin and has a constructor taking
-// parley::sdk::Host. CONFIG is a static array of parley_t_config_key (may be an empty-sized
-// placeholder via PARLEY_NO_CONFIG).
-#define PARLEY_PLUGIN(CLASS, NAME, KIND, VERSION, DESCRIPTION, CONFIG)                         \
-    namespace {                                                                                \
-    constexpr parley_t_plugin_vtable parley_plugin_vtable_ =                                   \
-        ::parley::sdk::detail::Trampolines<CLASS>::vtable(KIND);                               \
-    const parley_t_descriptor parley_plugin_descriptor_ = {                                    \
-        sizeof(parley_t_descriptor),                                                           \
-        PARLEY_ABI_MAJOR,                                                                      \
-        PARLEY_ABI_MINOR,                                                                      \
-        NAME,                                                                                  \
-        KIND,                                                                                  \
-        VERSION,                                                                               \
-        DESCRIPTION,                                                                           \
-        CONFIG,                                                                                \
-        sizeof(CONFIG) / sizeof(parley_t_config_key),                                          \
-        &parley_plugin_vtable_};                                                               \
-    }                                                                                          \
-    extern "C" PARLEY_EXPORT const parley_t_descriptor* parley_plugin_entry_v0(                \
-        uint16_t host_major, uint16_t /*host_minor*/, const char** error) {                    \
-        if (host_major != PARLEY_ABI_MAJOR) {                                                  \
-            if (error) *error = "plugin built for another parley ABI major";                   \
-            return nullptr;                                                                    \
-        }                                                                                      \
-        return &parley_plugin_descriptor_;                                                     \
+// parley::sdk::Host. CONFIG is a static, non-empty array of parley_t_config_key.
+#define PARLEY_PLUGIN(CLASS, NAME, KIND, VERSION, DESCRIPTION, CONFIG)                             \
+    namespace {                                                                                    \
+    constexpr parley_t_plugin_vtable parley_plugin_vtable_ =                                       \
+        ::parley::sdk::detail::Trampolines<CLASS>::vtable(KIND);                                   \
+    const parley_t_descriptor parley_plugin_descriptor_ = {sizeof(parley_t_descriptor),            \
+                                                           PARLEY_ABI_MAJOR,                       \
+                                                           PARLEY_ABI_MINOR,                       \
+                                                           NAME,                                   \
+                                                           KIND,                                   \
+                                                           VERSION,                                \
+                                                           DESCRIPTION,                            \
+                                                           CONFIG,                                 \
+                                                           sizeof(CONFIG) /                        \
+                                                               sizeof(parley_t_config_key),        \
+                                                           &parley_plugin_vtable_};                \
+    }                                                                                              \
+    extern "C" PARLEY_EXPORT const parley_t_descriptor* parley_plugin_entry_v0(                    \
+        uint16_t host_major, uint16_t /*host_minor*/, const char** error) {                        \
+        if (host_major != PARLEY_ABI_MAJOR) {                                                      \
+            if (error) *error = "plugin built for another parley ABI major";                       \
+            return nullptr;                                                                        \
+        }                                                                                          \
+        return &parley_plugin_descriptor_;                                                         \
     }

@@ -12,6 +12,10 @@
 //   fake.call("hello", conn);
 //   EXPECT_EQ(fake.deliveries().at(0).text, R"({"type":"hello","text":"hi"})");
 //
+// Each host function is a static trampoline. Its parley_t_host_ctx_hptr points at the calling
+// instance's record (detail::Instance: the FakeHost*, instance name, config overlay, copied
+// descriptor), so one FakeHost can run several instances and knows which one calls.
+//
 // Lifetimes: declare the FakeHost before any FakeInstance so instances are torn down first.
 // Every host function may be called from any thread (plugin threads included); the FakeHost
 // never holds its own locks while it calls back into a plugin.
@@ -33,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,29 +123,29 @@ struct FrameBlock;
 // frame_release receive (they carry no ctx) converts back to its block.
 struct FrameHeader {
     parley_t_frame pub;
-    FrameBlock *block;
+    FrameBlock* block;
 };
 struct FrameBlock {
     FrameHeader hdr{};
     std::atomic<uint32_t> refs{1};
-    FakeHost *owner = nullptr;
+    FakeHost* owner = nullptr;
     std::unique_ptr<char[]> data;
 };
 
 struct Response;
 struct ResponseHeader {
     parley_t_http_response pub;
-    Response *self;
+    Response* self;
 };
 struct Response {
     ResponseHeader hdr{};
-    FakeHost *owner = nullptr;
+    FakeHost* owner = nullptr;
     HttpResult result;
     int answers = 0;
 };
 
 struct Metric {
-    FakeHost *owner = nullptr;
+    FakeHost* owner = nullptr;
     parley_t_metric_kind kind{};
     std::string name;
     std::string help;
@@ -157,7 +162,7 @@ using ConfigMap = std::map<std::string, RawConfig, std::less<>>;
 
 // What a parley_t_host_ctx_hptr points at: one per instance, so the host knows who calls.
 struct Instance {
-    FakeHost *host = nullptr;
+    FakeHost* host = nullptr;
     std::string name;
     parley_t_descriptor desc{};  // zero-extended copy of the plugin's descriptor
     parley_t_plugin_vtable vt{}; // zero-extended copy of its vtable
@@ -169,9 +174,9 @@ struct Instance {
     ConfigMap config; // per-instance overlay on FakeHost's config
 };
 
-inline bool valid_plugin_name(const char *s) {
+inline bool valid_plugin_name(const char* s) {
     if (!s || !*s || std::strlen(s) > 64) return false;
-    for (const char *p = s; *p; ++p)
+    for (const char* p = s; *p; ++p)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) return false;
     return true;
 }
@@ -212,69 +217,143 @@ inline std::optional<int64_t> parse_int(std::string_view s) {
     return neg ? -v : v;
 }
 
-// Splits "64K" into the number and its unit.
-inline std::optional<std::pair<int64_t, std::string_view>> split_unit(std::string_view s) {
-    size_t i = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-        ++i;
-    auto n = parse_int(s.substr(0, i));
+// Unit parsing follows parleyd's config rules: optional spaces, case-insensitive units,
+// decimals only when the result is whole ("1.5K" = 1536, "0.5s" = 500), no negatives.
+inline char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+}
+inline void skip_spaces(std::string_view& s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+}
+inline std::string_view trim(std::string_view s) {
+    skip_spaces(s);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// "12" or "1.25": the whole part and up to 9 fraction digits.
+struct Number {
+    int64_t whole = 0;
+    std::string_view frac;
+};
+inline std::optional<Number> read_number(std::string_view& s) {
+    size_t k = 0;
+    while (k < s.size() && s[k] >= '0' && s[k] <= '9')
+        ++k;
+    auto whole = parse_int(s.substr(0, k));
+    if (!whole) return std::nullopt;
+    s.remove_prefix(k);
+    Number n{*whole, {}};
+    if (!s.empty() && s.front() == '.') {
+        s.remove_prefix(1);
+        size_t f = 0;
+        while (f < s.size() && s[f] >= '0' && s[f] <= '9')
+            ++f;
+        if (f == 0 || f > 9) return std::nullopt;
+        n.frac = s.substr(0, f);
+        s.remove_prefix(f);
+    }
+    return n;
+}
+inline std::string_view read_letters(std::string_view& s) {
+    size_t k = 0;
+    while (k < s.size() && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z')))
+        ++k;
+    auto w = s.substr(0, k);
+    s.remove_prefix(k);
+    return w;
+}
+// n * unit exactly; nullopt on overflow or a result finer than one unit.
+inline std::optional<int64_t> scale(const Number& n, int64_t unit) {
+    if (n.whole > INT64_MAX / unit) return std::nullopt;
+    int64_t out = n.whole * unit;
+    if (n.frac.empty()) return out;
+    int64_t pow10 = 1;
+    for (size_t i = 0; i < n.frac.size(); ++i)
+        pow10 *= 10;
+    // frac/pow10 * unit is whole iff (pow10/g) divides frac, g = gcd(unit, pow10); then
+    // frac/(pow10/g) < g, so the product below stays under `unit` and cannot overflow.
+    int64_t f = *parse_int(n.frac), g = std::gcd(unit, pow10), p = pow10 / g;
+    if (f % p != 0) return std::nullopt;
+    int64_t add = (f / p) * (unit / g);
+    if (out > INT64_MAX - add) return std::nullopt;
+    return out + add;
+}
+
+// "64K", "2M", "1.5G", "512 KiB", "100B" or plain bytes (1024-based).
+inline std::optional<int64_t> parse_size(std::string_view text) {
+    std::string_view s = trim(text);
+    auto n = read_number(s);
     if (!n) return std::nullopt;
-    return std::pair{*n, s.substr(i)};
+    skip_spaces(s);
+    std::string_view unit = read_letters(s);
+    if (!s.empty()) return std::nullopt;
+    int64_t mult = 0;
+    if (unit.empty() || iequals(unit, "b")) {
+        mult = 1;
+    } else {
+        constexpr std::string_view kPrefixes = "kmgt";
+        size_t p = kPrefixes.find(lower(unit.front()));
+        std::string_view rest = unit.substr(1);
+        if (p != std::string_view::npos &&
+            (rest.empty() || iequals(rest, "b") || iequals(rest, "ib")))
+            mult = int64_t(1) << (10 * (p + 1));
+    }
+    if (mult == 0) return std::nullopt;
+    return scale(*n, mult);
 }
 
-// The textual forms plugin.h documents: "64K", "2M", "1G" or plain bytes (1024-based).
-inline std::optional<int64_t> parse_size(std::string_view s) {
-    auto p = split_unit(s);
-    if (!p) return std::nullopt;
-    auto [n, u] = *p;
-    if (!u.empty() && (u.back() == 'B' || u.back() == 'b')) u.remove_suffix(1);
-    if (u.size() == 2 && (u[1] == 'i')) u.remove_suffix(1);
-    int64_t mul = 1;
-    if (u.empty())
-        mul = 1;
-    else if (u == "K" || u == "k")
-        mul = int64_t(1) << 10;
-    else if (u == "M" || u == "m")
-        mul = int64_t(1) << 20;
-    else if (u == "G" || u == "g")
-        mul = int64_t(1) << 30;
-    else if (u == "T" || u == "t")
-        mul = int64_t(1) << 40;
-    else
-        return std::nullopt;
-    if (n > INT64_MAX / mul) return std::nullopt;
-    return n * mul;
+// "250ms", "30s", "1.5h", "1h30m", "7d", or a lone integer of milliseconds.
+inline std::optional<int64_t> parse_duration(std::string_view text) {
+    std::string_view s = trim(text);
+    if (s.empty()) return std::nullopt;
+    int64_t total = 0;
+    bool first = true;
+    while (!s.empty()) {
+        auto n = read_number(s);
+        if (!n) return std::nullopt;
+        skip_spaces(s);
+        std::string_view unit = read_letters(s);
+        int64_t mult = 0;
+        if (unit.empty()) {
+            // As parleyd: only a lone integer is milliseconds ("1h30" is likely a typo).
+            if (!first || !s.empty() || !n->frac.empty()) return std::nullopt;
+            mult = 1;
+        } else if (iequals(unit, "ms")) {
+            mult = 1;
+        } else if (iequals(unit, "s")) {
+            mult = 1000;
+        } else if (iequals(unit, "m")) {
+            mult = 60 * 1000;
+        } else if (iequals(unit, "h")) {
+            mult = 3600 * 1000;
+        } else if (iequals(unit, "d")) {
+            mult = 86400 * 1000;
+        } else {
+            return std::nullopt;
+        }
+        auto part = scale(*n, mult);
+        if (!part || total > INT64_MAX - *part) return std::nullopt;
+        total += *part;
+        skip_spaces(s);
+        first = false;
+    }
+    return total;
 }
 
-// "250ms", "30s", "5m", "24h", "7d" or plain milliseconds.
-inline std::optional<int64_t> parse_duration(std::string_view s) {
-    auto p = split_unit(s);
-    if (!p) return std::nullopt;
-    auto [n, u] = *p;
-    int64_t mul = 0;
-    if (u.empty() || u == "ms")
-        mul = 1;
-    else if (u == "s")
-        mul = 1000;
-    else if (u == "m")
-        mul = 60 * 1000;
-    else if (u == "h")
-        mul = 3600 * 1000;
-    else if (u == "d")
-        mul = 86400 * 1000;
-    else
-        return std::nullopt;
-    if (n > INT64_MAX / mul) return std::nullopt;
-    return n * mul;
-}
-
-inline std::optional<int64_t> parse_bool(std::string_view s) {
-    if (s == "true" || s == "yes" || s == "on" || s == "1") return 1;
-    if (s == "false" || s == "no" || s == "off" || s == "0") return 0;
+// true/yes/on, false/no/off, any case (as parleyd: not 1/0).
+inline std::optional<int64_t> parse_bool(std::string_view text) {
+    std::string_view s = trim(text);
+    for (auto t : {"true", "yes", "on"})
+        if (iequals(s, t)) return 1;
+    for (auto f : {"false", "no", "off"})
+        if (iequals(s, f)) return 0;
     return std::nullopt;
 }
 
-inline bool enum_allows(const char *values, std::string_view v) {
+inline bool enum_allows(const char* values, std::string_view v) {
     std::string_view all = values ? values : "";
     while (!all.empty()) {
         size_t bar = all.find('|');
@@ -297,10 +376,10 @@ inline bool all_digits(std::string_view s) {
 class FakeInstance {
   public:
     FakeInstance() = default;
-    FakeInstance(const FakeInstance &) = delete;
-    FakeInstance &operator=(const FakeInstance &) = delete;
-    FakeInstance(FakeInstance &&o) noexcept : st_(std::move(o.st_)) {}
-    FakeInstance &operator=(FakeInstance &&o) noexcept {
+    FakeInstance(const FakeInstance&) = delete;
+    FakeInstance& operator=(const FakeInstance&) = delete;
+    FakeInstance(FakeInstance&& o) noexcept : st_(std::move(o.st_)) {}
+    FakeInstance& operator=(FakeInstance&& o) noexcept {
         if (this != &o) {
             teardown();
             st_ = std::move(o.st_);
@@ -314,20 +393,20 @@ class FakeInstance {
     State state() const { return st_ ? st_->state : State::Refused; }
     // The loader's refusal, else the last message passed to set_error (or a FakeHost refusal
     // such as a config error).
-    const std::string &error() const {
+    const std::string& error() const {
         static const std::string none;
         if (!st_) return none;
         return st_->state == State::Refused ? st_->load_error : st_->error;
     }
-    const std::string &name() const { return st_->name; }
-    const parley_t_descriptor &descriptor() const { return st_->desc; }
-    const parley_t_plugin_vtable &vtable() const { return st_->vt; }
+    const std::string& name() const { return st_->name; }
+    const parley_t_descriptor& descriptor() const { return st_->desc; }
+    const parley_t_plugin_vtable& vtable() const { return st_->vt; }
     parley_t_instance_pptr handle() const { return st_ ? st_->inst : nullptr; }
     parley_t_host_ctx_hptr ctx() const {
         return reinterpret_cast<parley_t_host_ctx_hptr>(st_.get());
     }
     // The plugin object, for white-box checks of SDK plugins (create returns a T*).
-    template <typename T> T *as() const { return static_cast<T *>(handle()); }
+    template <typename T> T* as() const { return static_cast<T*>(handle()); }
 
     // Lifecycle, in the kernel's order. Each returns the hook's status; misuse (e.g. start
     // before create) returns PARLEY_ERR_INVALID and is recorded as a violation.
@@ -345,13 +424,13 @@ class FakeInstance {
     inline parley_t_status reload();
 
     // Per-instance config overlay, for several plugins on one FakeHost.
-    template <typename T> void set_config(std::string_view path, T &&v);
+    template <typename T> void set_config(std::string_view path, T&& v);
 
   private:
     friend class FakeHost;
     explicit FakeInstance(std::shared_ptr<detail::Instance> st) : st_(std::move(st)) {}
     inline void teardown() noexcept;
-    static inline void call_drain(detail::Instance &i, uint32_t grace_ms);
+    static inline void call_drain(detail::Instance& i, uint32_t grace_ms);
     std::shared_ptr<detail::Instance> st_;
 };
 
@@ -365,8 +444,8 @@ class FakeHost {
         wall_base_ms_ = 1'700'000'000'000;
         state_dir_ = std::filesystem::temp_directory_path().string();
     }
-    FakeHost(const FakeHost &) = delete;
-    FakeHost &operator=(const FakeHost &) = delete;
+    FakeHost(const FakeHost&) = delete;
+    FakeHost& operator=(const FakeHost&) = delete;
     ~FakeHost() {
         // Instances still alive are stopped and destroyed so plugin threads end before the
         // state they call into goes away.
@@ -375,15 +454,15 @@ class FakeHost {
             std::lock_guard lk(mu_);
             live = instances_;
         }
-        for (auto &i : live)
+        for (auto& i : live)
             FakeInstance(i).teardown();
-        for (auto &i : live)
+        for (auto& i : live)
             i->host = nullptr;
         // dlopen handles are deliberately never closed: descriptors and vtables live in the
         // library and a FakeInstance may still read them.
     }
 
-    const parley_t_host *table() const { return &table_; }
+    const parley_t_host* table() const { return &table_; }
 
     // Simulates an older host: struct_size shrinks to `size` and every slot past it is NULL,
     // so PARLEY_HAS() in the plugin reports them absent (and an unchecked call crashes, as it
@@ -392,7 +471,7 @@ class FakeHost {
         table_ = full_table_;
         size = std::min(size, sizeof(parley_t_host));
         table_.struct_size = uint32_t(size);
-        auto *raw = reinterpret_cast<unsigned char *>(&table_);
+        auto* raw = reinterpret_cast<unsigned char*>(&table_);
         if (size < sizeof(parley_t_host)) std::memset(raw + size, 0, sizeof(parley_t_host) - size);
     }
 
@@ -401,7 +480,7 @@ class FakeHost {
     // Checks the descriptor as parleyd's loader does and returns an instance in state Loaded,
     // or Refused with error() naming the problem. `name` is the instance name (default: the
     // plugin name).
-    FakeInstance load(const parley_t_descriptor *d, std::string name = {}) {
+    FakeInstance load(const parley_t_descriptor* d, std::string name = {}) {
         auto st = std::make_shared<detail::Instance>();
         st->host = this;
         st->load_error = check_descriptor(d, *st);
@@ -416,18 +495,18 @@ class FakeHost {
     // Calls an entry function (e.g. the parley_plugin_entry_v0 that PARLEY_PLUGIN defined in
     // the test binary) with this host's ABI version, then load().
     FakeInstance load_entry(parley_t_entry_fn entry, std::string name = {}) {
-        const char *why = nullptr;
-        const parley_t_descriptor *d =
+        const char* why = nullptr;
+        const parley_t_descriptor* d =
             entry ? entry(table_.abi_major, table_.abi_minor, &why) : nullptr;
         if (!d) return refused(std::string("entry refused to load: ") + (why ? why : "no reason"));
         return load(d, std::move(name));
     }
 #ifdef PARLEY_FAKE_HAS_DLOPEN
     // Loads a built plugin .so the way parleyd does (RTLD_NOW | RTLD_LOCAL, one entry symbol).
-    FakeInstance load_library(const std::string &path, std::string name = {}) {
-        void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    FakeInstance load_library(const std::string& path, std::string name = {}) {
+        void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!h) {
-            const char *e = dlerror();
+            const char* e = dlerror();
             return refused("cannot load " + path + ": " + (e ? e : "unknown error"));
         }
         {
@@ -446,7 +525,7 @@ class FakeHost {
     // taken as already normalised (bytes, milliseconds). Lists: set "origins.0", "origins.1"
     // (the count follows) or use set_config_list.
 
-    template <typename T> void set_config(std::string_view path, T &&v) {
+    template <typename T> void set_config(std::string_view path, T&& v) {
         std::lock_guard lk(mu_);
         put_config(config_, path, std::forward<T>(v));
     }
@@ -454,7 +533,7 @@ class FakeHost {
         std::lock_guard lk(mu_);
         put_list(config_, path, items);
     }
-    void set_config_list(std::string_view path, const std::vector<std::string> &items) {
+    void set_config_list(std::string_view path, const std::vector<std::string>& items) {
         std::lock_guard lk(mu_);
         put_list(config_, path, {});
         for (size_t i = 0; i < items.size(); ++i)
@@ -493,13 +572,13 @@ class FakeHost {
     // Lines at `level` or above whose text contains `needle`.
     size_t count_logs(std::string_view needle, parley_t_log_level level = PARLEY_LOG_TRACE) const {
         std::lock_guard lk(log_mu_);
-        return size_t(std::count_if(logs_.begin(), logs_.end(), [&](const LogLine &l) {
+        return size_t(std::count_if(logs_.begin(), logs_.end(), [&](const LogLine& l) {
             return l.level >= level && l.text.find(needle) != std::string::npos;
         }));
     }
     bool has_log(parley_t_log_level level, std::string_view needle) const {
         std::lock_guard lk(log_mu_);
-        return std::any_of(logs_.begin(), logs_.end(), [&](const LogLine &l) {
+        return std::any_of(logs_.begin(), logs_.end(), [&](const LogLine& l) {
             return l.level == level && l.text.find(needle) != std::string::npos;
         });
     }
@@ -564,7 +643,7 @@ class FakeHost {
         }
         for (;;) {
             parley_t_timer_fn fn = nullptr;
-            void *user = nullptr;
+            void* user = nullptr;
             std::string who;
             {
                 std::lock_guard lk(mu_);
@@ -577,7 +656,7 @@ class FakeHost {
                     now_ms_ = std::max(now_ms_, target);
                     break;
                 }
-                auto &t = next->second;
+                auto& t = next->second;
                 now_ms_ = std::max(now_ms_, t.due);
                 fn = t.fn;
                 user = t.user;
@@ -608,11 +687,11 @@ class FakeHost {
     size_t live_frames() const {
         std::lock_guard lk(frames_mu_);
         return size_t(std::count_if(frames_.begin(), frames_.end(),
-                                    [](const auto &b) { return b->refs.load() > 0; }));
+                                    [](const auto& b) { return b->refs.load() > 0; }));
     }
     // A frame owned by the test (refcount 1; release it with table()->frame_release).
     parley_t_frame_hptr make_frame(std::string_view text, uint32_t flags = PARLEY_FRAME_TEXT) {
-        parley_t_frame *f = alloc_frame(text.size());
+        parley_t_frame* f = alloc_frame(text.size());
         std::memcpy(f->data, text.data(), text.size());
         f->len = text.size();
         f->flags = flags;
@@ -635,7 +714,7 @@ class FakeHost {
         return conns_.count(conn) != 0;
     }
     parley_t_status join(parley_t_conn_id conn, std::string_view room, std::string_view label = {},
-                         parley_t_join_result *out = nullptr) {
+                         parley_t_join_result* out = nullptr) {
         return do_join(conn, room, label, out);
     }
     parley_t_status leave(parley_t_conn_id conn, std::string_view room) {
@@ -643,7 +722,7 @@ class FakeHost {
     }
     parley_t_status publish(std::string_view room, std::string_view text,
                             parley_t_conn_id except = 0) {
-        parley_t_frame *f = make_frame(text);
+        parley_t_frame* f = make_frame(text);
         auto s = do_publish(room, f, except);
         release_frame(f);
         return s;
@@ -681,7 +760,7 @@ class FakeHost {
     std::vector<Delivery> deliveries_to(parley_t_conn_id conn) const {
         std::lock_guard lk(log_mu_);
         std::vector<Delivery> out;
-        for (auto &d : deliveries_)
+        for (auto& d : deliveries_)
             if (d.conn == conn) out.push_back(d);
         return out;
     }
@@ -699,7 +778,7 @@ class FakeHost {
 
     // Routes history and blob calls to a loaded store plugin instead of the built-in memory
     // store (the profile's `store:` key). Pass nullptr to go back to memory.
-    void use_store(const FakeInstance *store) {
+    void use_store(const FakeInstance* store) {
         std::lock_guard lk(mu_);
         store_ = store ? store->st_ : nullptr;
     }
@@ -718,7 +797,7 @@ class FakeHost {
     std::vector<BlobRecord> blobs() const {
         std::lock_guard lk(mu_);
         std::vector<BlobRecord> out;
-        for (auto &[_, b] : blobs_)
+        for (auto& [_, b] : blobs_)
             out.push_back(b);
         return out;
     }
@@ -757,7 +836,7 @@ class FakeHost {
         req.body = detail::by(body);
         req.header = &Request::header;
         req.impl = &rq;
-        detail::Response *resp = new_response();
+        detail::Response* resp = new_response();
         parley_t_status s = do_http_dispatch(&req, &resp->hdr.pub);
         std::lock_guard lk(mu_);
         if (s != PARLEY_OK) return HttpResult{404, "text/plain", "", "not found\n", false, false};
@@ -777,7 +856,7 @@ class FakeHost {
     // Sets draining and calls every started instance's drain hook (SIGTERM).
     void drain(uint32_t grace_ms) {
         set_draining(true);
-        for (auto &i : snapshot_instances())
+        for (auto& i : snapshot_instances())
             if (i->state == State::Started) FakeInstance::call_drain(*i, grace_ms);
     }
     // Inline (default): work_submit runs fn before returning. Queued: run_work() runs it.
@@ -793,7 +872,7 @@ class FakeHost {
     size_t run_work() {
         size_t n = 0;
         for (;;) {
-            std::pair<parley_t_work_fn, void *> w;
+            std::pair<parley_t_work_fn, void*> w;
             {
                 std::lock_guard lk(mu_);
                 if (work_.empty()) return n;
@@ -817,17 +896,17 @@ class FakeHost {
         uint64_t due;
         uint64_t interval;
         parley_t_timer_fn fn;
-        void *user;
-        Inst *owner;
+        void* user;
+        Inst* owner;
     };
     struct Conn {
-        Inst *owner; // nullptr: a client of the test (connect())
+        Inst* owner; // nullptr: a client of the test (connect())
         uint64_t tag;
         std::vector<std::string> rooms;
     };
     struct Pending {
         uint64_t seq;
-        parley_t_frame *frame; // retained while pending
+        parley_t_frame* frame; // retained while pending
         parley_t_conn_id except;
         bool acked = false;
         parley_t_status status = PARLEY_OK;
@@ -838,28 +917,28 @@ class FakeHost {
         std::deque<Pending> pending;
     };
     struct Command {
-        Inst *owner;
+        Inst* owner;
         parley_t_command_fn fn;
-        void *user;
+        void* user;
     };
     struct Route {
-        Inst *owner;
+        Inst* owner;
         std::string method;
         std::string path;
         bool prefix;
         parley_t_http_fn fn;
-        void *user;
+        void* user;
     };
     struct Rcpt {
-        Inst *owner;
+        Inst* owner;
         parley_t_delivery to;
     };
     struct Request {
         std::vector<std::pair<std::string, std::string>> headers;
-        static int header(const parley_t_http_request *req, parley_t_bytes name,
-                          parley_t_bytes *out) {
-            auto *self = static_cast<const Request *>(req->impl);
-            for (auto &[k, v] : self->headers)
+        static int header(const parley_t_http_request* req, parley_t_bytes name,
+                          parley_t_bytes* out) {
+            auto* self = static_cast<const Request*>(req->impl);
+            for (auto& [k, v] : self->headers)
                 if (detail::iequals(k, detail::sv(name))) {
                     if (out) *out = detail::by(v);
                     return 1;
@@ -889,11 +968,11 @@ class FakeHost {
     }
 
     // Runs a plugin callback; an exception escaping it would cross the C boundary in parleyd.
-    template <typename F> bool guard_call(const std::string &who, const char *what, F &&f) {
+    template <typename F> bool guard_call(const std::string& who, const char* what, F&& f) {
         try {
             f();
             return true;
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             violation("exception escaped " + std::string(what) + " of '" + who + "': " + e.what());
         } catch (...) {
             violation("exception escaped " + std::string(what) + " of '" + who + "'");
@@ -902,12 +981,12 @@ class FakeHost {
     }
 
     // The ctx every host function receives; a call after destroy is a violation.
-    static Inst &I(parley_t_host_ctx_hptr c, const char *fn) {
+    static Inst& I(parley_t_host_ctx_hptr c, const char* fn) {
         if (!c) {
             std::fprintf(stderr, "parley fake host: %s called with a NULL ctx\n", fn);
             std::abort();
         }
-        auto *i = reinterpret_cast<Inst *>(c);
+        auto* i = reinterpret_cast<Inst*>(c);
         if (i->host && i->state == State::Destroyed)
             i->host->violation("'" + i->name + "' called " + fn + " after destroy");
         if (!i->host) {
@@ -918,7 +997,7 @@ class FakeHost {
         return *i;
     }
 
-    std::string check_descriptor(const parley_t_descriptor *d, Inst &st) const {
+    std::string check_descriptor(const parley_t_descriptor* d, Inst& st) const {
         if (!d) return "descriptor is NULL";
         if (d->struct_size < offsetof(parley_t_descriptor, vtable) + sizeof(d->vtable))
             return "descriptor too small (struct_size " + std::to_string(d->struct_size) + ")";
@@ -939,16 +1018,16 @@ class FakeHost {
             return "invalid plugin name in descriptor (want [a-z0-9-]{1,64})";
         if (d->kind < PARLEY_KIND_TRANSPORT || d->kind > PARLEY_KIND_SERVICE)
             return who + ": unknown kind " + std::to_string(d->kind);
-        const parley_t_plugin_vtable *vt = d->vtable;
+        const parley_t_plugin_vtable* vt = d->vtable;
         if (!vt ||
             vt->struct_size < offsetof(parley_t_plugin_vtable, destroy) + sizeof(vt->destroy))
             return who + ": vtable missing or too small";
         std::memcpy(&st.vt, vt, std::min<size_t>(vt->struct_size, sizeof st.vt));
         st.vt.struct_size = sizeof st.vt;
-        std::vector<std::pair<const char *, bool>> req = {{"create", st.vt.create != nullptr},
-                                                          {"start", st.vt.start != nullptr},
-                                                          {"stop", st.vt.stop != nullptr},
-                                                          {"destroy", st.vt.destroy != nullptr}};
+        std::vector<std::pair<const char*, bool>> req = {{"create", st.vt.create != nullptr},
+                                                         {"start", st.vt.start != nullptr},
+                                                         {"stop", st.vt.stop != nullptr},
+                                                         {"destroy", st.vt.destroy != nullptr}};
         if (d->kind == PARLEY_KIND_TRANSPORT) {
             req.push_back({"deliver", st.vt.deliver != nullptr});
             req.push_back({"close_conn", st.vt.close_conn != nullptr});
@@ -962,7 +1041,7 @@ class FakeHost {
             req.push_back({"blob_get", st.vt.blob_get != nullptr});
             req.push_back({"blob_delete", st.vt.blob_delete != nullptr});
         }
-        for (auto &[field, ok] : req)
+        for (auto& [field, ok] : req)
             if (!ok) return who + ": required function '" + field + "' missing";
         if (st.desc.config_len && !st.desc.config) return who + ": config_len without config";
         for (size_t k = 0; k < st.desc.config_len; ++k)
@@ -970,7 +1049,7 @@ class FakeHost {
         return {};
     }
 
-    static std::string check_key(const parley_t_config_key &k, const std::string &parent) {
+    static std::string check_key(const parley_t_config_key& k, const std::string& parent) {
         std::string at = parent.empty() ? std::string(k.name ? k.name : "?")
                                         : parent + "." + (k.name ? k.name : "?");
         if (k.struct_size < offsetof(parley_t_config_key, description) + sizeof(k.description))
@@ -989,7 +1068,7 @@ class FakeHost {
 
     // ---- config ----
 
-    static void bump_counts(detail::ConfigMap &m, std::string_view path) {
+    static void bump_counts(detail::ConfigMap& m, std::string_view path) {
         // "a.2.b" makes a's count at least 3.
         size_t pos = 0;
         while ((pos = path.find('.', pos)) != std::string_view::npos) {
@@ -998,7 +1077,7 @@ class FakeHost {
             std::string_view seg = path.substr(
                 pos + 1, end == std::string_view::npos ? std::string_view::npos : end - pos - 1);
             if (detail::all_digits(seg)) {
-                auto &c = m[std::string(prefix)];
+                auto& c = m[std::string(prefix)];
                 int64_t need = int64_t(*detail::parse_int(seg)) + 1;
                 if (c.kind != detail::RawConfig::Count) c = {detail::RawConfig::Count, 0, {}};
                 c.i = std::max(c.i, need);
@@ -1007,7 +1086,7 @@ class FakeHost {
         }
     }
     template <typename T>
-    static void put_config(detail::ConfigMap &m, std::string_view path, T &&v) {
+    static void put_config(detail::ConfigMap& m, std::string_view path, T&& v) {
         using D = std::decay_t<T>;
         detail::RawConfig r;
         if constexpr (std::is_same_v<D, bool>) {
@@ -1022,7 +1101,7 @@ class FakeHost {
         m[std::string(path)] = std::move(r);
         bump_counts(m, path);
     }
-    static void put_list(detail::ConfigMap &m, std::string_view path,
+    static void put_list(detail::ConfigMap& m, std::string_view path,
                          std::initializer_list<std::string_view> items) {
         // Replacing a list drops its old items.
         std::string pre = std::string(path) + ".";
@@ -1038,19 +1117,19 @@ class FakeHost {
     // Walks the schema along a dotted path. Returns the key (nullptr if undeclared) and
     // whether the path ends at a list item of a scalar list (then `item_type` applies).
     struct Declared {
-        const parley_t_config_key *key = nullptr;
+        const parley_t_config_key* key = nullptr;
         uint32_t type = 0;
         bool list_item = false; // the path ends at an item of a scalar list
         std::string list_path;  // innermost list the path indexes into, if any
         size_t index = 0;
     };
-    static Declared find_declared(const parley_t_config_key *keys, size_t n,
+    static Declared find_declared(const parley_t_config_key* keys, size_t n,
                                   std::string_view path) {
         Declared d;
-        const parley_t_config_key *level = keys;
+        const parley_t_config_key* level = keys;
         size_t level_n = n;
         bool expect_index = false;
-        const parley_t_config_key *list = nullptr;
+        const parley_t_config_key* list = nullptr;
         std::string_view full = path;
         while (!path.empty()) {
             size_t dot = path.find('.');
@@ -1075,7 +1154,7 @@ class FakeHost {
                 }
                 continue;
             }
-            const parley_t_config_key *hit = nullptr;
+            const parley_t_config_key* hit = nullptr;
             for (size_t i = 0; i < level_n; ++i)
                 if (level[i].name && seg == level[i].name) hit = &level[i];
             if (!hit) return {};
@@ -1096,9 +1175,9 @@ class FakeHost {
     }
 
     // Converts what the test set to the declared type; false with `why` on a mismatch.
-    static bool typed(const detail::RawConfig &r, uint32_t type, parley_t_config_value *out,
-                      std::string *why) {
-        auto fail = [&](const char *want) {
+    static bool typed(const detail::RawConfig& r, uint32_t type, parley_t_config_value* out,
+                      std::string* why) {
+        auto fail = [&](const char* want) {
             if (why) *why = std::string("expected ") + want;
             return false;
         };
@@ -1120,7 +1199,7 @@ class FakeHost {
                 return true;
             }
             if (r.kind != K::String) return fail("a scalar");
-            std::optional<int64_t> v = type == PARLEY_CFG_INT    ? detail::parse_int(r.s)
+            std::optional<int64_t> v = type == PARLEY_CFG_INT ? detail::parse_int(detail::trim(r.s))
                                        : type == PARLEY_CFG_SIZE ? detail::parse_size(r.s)
                                        : type == PARLEY_CFG_BOOL ? detail::parse_bool(r.s)
                                                                  : detail::parse_duration(r.s);
@@ -1141,14 +1220,14 @@ class FakeHost {
         return fail("a known type");
     }
 
-    const detail::RawConfig *raw_config(const Inst &i, std::string_view path) const {
+    const detail::RawConfig* raw_config(const Inst& i, std::string_view path) const {
         if (auto it = i.config.find(path); it != i.config.end()) return &it->second;
         if (auto it = config_.find(path); it != config_.end()) return &it->second;
         return nullptr;
     }
 
     // config_get: overlay, shared config, declared default; NOT_FOUND when undeclared.
-    parley_t_status get_config(const Inst &i, std::string_view path, parley_t_config_value *out) {
+    parley_t_status get_config(const Inst& i, std::string_view path, parley_t_config_value* out) {
         if (!out) return PARLEY_ERR_INVALID;
         parley_t_config_value v{};
         v.struct_size = out->struct_size ? out->struct_size : uint32_t(sizeof v);
@@ -1156,11 +1235,11 @@ class FakeHost {
         if (!d.key) return PARLEY_ERR_NOT_FOUND;
         std::lock_guard lk(mu_);
         if (!d.list_path.empty()) { // an item past the end of its list does not exist
-            const detail::RawConfig *n = raw_config(i, d.list_path);
+            const detail::RawConfig* n = raw_config(i, d.list_path);
             if (!n || n->kind != detail::RawConfig::Count || d.index >= size_t(n->i))
                 return PARLEY_ERR_NOT_FOUND;
         }
-        const detail::RawConfig *r = raw_config(i, path);
+        const detail::RawConfig* r = raw_config(i, path);
         if (d.list_item && !r) return PARLEY_ERR_NOT_FOUND;
         if (r) {
             std::string why;
@@ -1185,14 +1264,14 @@ class FakeHost {
     }
 
     // What parleyd validates before create: unknown keys, types, ranges, enums, required.
-    std::string validate_config(const Inst &i) const {
+    std::string validate_config(const Inst& i) const {
         std::lock_guard lk(mu_);
-        std::map<std::string, const detail::RawConfig *, std::less<>> merged;
-        for (auto &[k, v] : config_)
+        std::map<std::string, const detail::RawConfig*, std::less<>> merged;
+        for (auto& [k, v] : config_)
             merged[k] = &v;
-        for (auto &[k, v] : i.config)
+        for (auto& [k, v] : i.config)
             merged[k] = &v;
-        for (auto &[path, r] : merged) {
+        for (auto& [path, r] : merged) {
             Declared d = find_declared(i.desc.config, i.desc.config_len, path);
             if (!d.key) {
                 std::string allowed;
@@ -1203,7 +1282,7 @@ class FakeHost {
             parley_t_config_value v{};
             std::string why;
             if (!typed(*r, d.type, &v, &why)) return "config: '" + path + "': " + why;
-            const parley_t_config_key &k = *d.key;
+            const parley_t_config_key& k = *d.key;
             bool ranged = k.min <= k.max && !d.list_item &&
                           (d.type == PARLEY_CFG_INT || d.type == PARLEY_CFG_SIZE ||
                            d.type == PARLEY_CFG_DURATION);
@@ -1214,7 +1293,7 @@ class FakeHost {
                 return "config: '" + path + "': '" + r->s + "' is not one of " + k.enum_values;
         }
         for (size_t k = 0; k < i.desc.config_len; ++k) {
-            const auto &key = i.desc.config[k];
+            const auto& key = i.desc.config[k];
             if (!(key.flags & PARLEY_CFG_REQUIRED) || key.default_value) continue;
             std::string pre = std::string(key.name) + ".";
             auto it = merged.lower_bound(std::string_view(key.name));
@@ -1227,7 +1306,7 @@ class FakeHost {
 
     // ---- frames ----
 
-    parley_t_frame *alloc_frame(size_t cap) {
+    parley_t_frame* alloc_frame(size_t cap) {
         auto b = std::make_unique<detail::FrameBlock>();
         b->owner = this;
         b->data = std::make_unique<char[]>(cap ? cap : 1);
@@ -1235,22 +1314,22 @@ class FakeHost {
         b->hdr.pub.data = b->data.get();
         b->hdr.pub.capacity = cap;
         b->hdr.pub.flags = PARLEY_FRAME_TEXT;
-        parley_t_frame *f = &b->hdr.pub;
+        parley_t_frame* f = &b->hdr.pub;
         std::lock_guard lk(frames_mu_);
         frames_.push_back(std::move(b));
         return f;
     }
-    static detail::FrameBlock *block_of(parley_t_frame *f) {
-        return reinterpret_cast<detail::FrameHeader *>(f)->block;
+    static detail::FrameBlock* block_of(parley_t_frame* f) {
+        return reinterpret_cast<detail::FrameHeader*>(f)->block;
     }
-    static void retain_frame(parley_t_frame *f) {
+    static void retain_frame(parley_t_frame* f) {
         if (!f) return;
-        auto *b = block_of(f);
+        auto* b = block_of(f);
         if (b->refs.fetch_add(1) == 0) b->owner->violation("frame_retain on a released frame");
     }
-    static void release_frame(parley_t_frame *f) {
+    static void release_frame(parley_t_frame* f) {
         if (!f) return;
-        auto *b = block_of(f);
+        auto* b = block_of(f);
         uint32_t cur = b->refs.load();
         do {
             if (cur == 0) {
@@ -1266,13 +1345,13 @@ class FakeHost {
             b->data.reset();
         }
     }
-    bool frame_alive(parley_t_frame *f) const {
+    bool frame_alive(parley_t_frame* f) const {
         return f && block_of(f)->refs.load() > 0;
     }
 
     // ---- connections, rooms, delivery ----
 
-    parley_t_conn_id open_conn_locked(Inst *owner, uint64_t tag) {
+    parley_t_conn_id open_conn_locked(Inst* owner, uint64_t tag) {
         if (conns_.size() >= max_connections_) return 0;
         parley_t_conn_id id = next_conn_++;
         conns_.emplace(id, Conn{owner, tag, {}});
@@ -1283,22 +1362,22 @@ class FakeHost {
         std::lock_guard lk(mu_);
         auto it = conns_.find(conn);
         if (it == conns_.end()) return;
-        for (auto &r : it->second.rooms)
+        for (auto& r : it->second.rooms)
             remove_member_locked(r, conn);
         conns_.erase(it);
     }
 
     // Frees a room once it has neither members nor pending persisted publishes.
-    void remove_member_locked(const std::string &room, parley_t_conn_id conn) {
+    void remove_member_locked(const std::string& room, parley_t_conn_id conn) {
         auto it = rooms_.find(room);
         if (it == rooms_.end()) return;
-        auto &m = it->second.members;
-        m.erase(std::remove_if(m.begin(), m.end(), [&](auto &x) { return x.conn == conn; }),
+        auto& m = it->second.members;
+        m.erase(std::remove_if(m.begin(), m.end(), [&](auto& x) { return x.conn == conn; }),
                 m.end());
         if (m.empty() && it->second.pending.empty()) rooms_.erase(it);
     }
 
-    void deliver(std::vector<Rcpt> &rc, parley_t_frame *f) {
+    void deliver(std::vector<Rcpt>& rc, parley_t_frame* f) {
         if (!frame_alive(f)) {
             violation("delivery of a frame that was already released");
             return;
@@ -1306,36 +1385,36 @@ class FakeHost {
         std::string text(f->data, f->len);
         {
             std::lock_guard lk(log_mu_);
-            for (auto &r : rc)
+            for (auto& r : rc)
                 deliveries_.push_back(
                     Delivery{r.to.conn, r.to.tag, text, f->flags, r.owner && r.owner->vt.deliver});
         }
         // One deliver call per transport instance with all of its recipients, as parleyd does.
-        std::map<Inst *, std::vector<parley_t_delivery>> by_owner;
-        for (auto &r : rc)
+        std::map<Inst*, std::vector<parley_t_delivery>> by_owner;
+        for (auto& r : rc)
             if (r.owner && r.owner->vt.deliver && r.owner->state != State::Destroyed)
                 by_owner[r.owner].push_back(r.to);
-        for (auto &entry : by_owner) {
-            Inst *o = entry.first;
-            const auto &to = entry.second;
+        for (auto& entry : by_owner) {
+            Inst* o = entry.first;
+            const auto& to = entry.second;
             guard_call(o->name, "deliver",
                        [&] { o->vt.deliver(o->inst, to.data(), to.size(), f); });
         }
     }
 
     parley_t_status do_join(parley_t_conn_id conn, std::string_view room, std::string_view label,
-                            parley_t_join_result *out) {
+                            parley_t_join_result* out) {
         if (room.empty()) return PARLEY_ERR_INVALID;
         std::lock_guard lk(mu_);
         auto c = conns_.find(conn);
         if (c == conns_.end()) return PARLEY_ERR_NOT_FOUND;
-        auto &rooms = c->second.rooms;
+        auto& rooms = c->second.rooms;
         if (std::find(rooms.begin(), rooms.end(), room) != rooms.end()) return PARLEY_ERR_EXISTS;
         if (rooms.size() >= rooms_per_connection_) return PARLEY_ERR_LIMIT;
         auto it = rooms_.find(room);
         bool created = it == rooms_.end();
         if (created) it = rooms_.emplace(std::string(room), Room{}).first;
-        auto &r = it->second;
+        auto& r = it->second;
         if (r.members.size() >= members_per_room_) {
             if (created) rooms_.erase(it);
             return PARLEY_ERR_LIMIT;
@@ -1354,15 +1433,15 @@ class FakeHost {
         return PARLEY_OK;
     }
 
-    parley_t_status do_leave(parley_t_conn_id conn, std::string_view room, uint32_t *left) {
+    parley_t_status do_leave(parley_t_conn_id conn, std::string_view room, uint32_t* left) {
         std::lock_guard lk(mu_);
         auto it = rooms_.find(room);
         if (it == rooms_.end()) return PARLEY_ERR_NOT_FOUND;
-        auto &m = it->second.members;
-        if (std::none_of(m.begin(), m.end(), [&](auto &x) { return x.conn == conn; }))
+        auto& m = it->second.members;
+        if (std::none_of(m.begin(), m.end(), [&](auto& x) { return x.conn == conn; }))
             return PARLEY_ERR_NOT_FOUND;
         if (auto c = conns_.find(conn); c != conns_.end()) {
-            auto &v = c->second.rooms;
+            auto& v = c->second.rooms;
             v.erase(std::remove(v.begin(), v.end(), room), v.end());
         }
         uint32_t n = uint32_t(m.size() - 1);
@@ -1377,14 +1456,14 @@ class FakeHost {
         return Rcpt{c->second.owner, {conn, c->second.tag}};
     }
 
-    parley_t_status do_publish(std::string_view room, parley_t_frame *f, parley_t_conn_id except) {
+    parley_t_status do_publish(std::string_view room, parley_t_frame* f, parley_t_conn_id except) {
         if (!f) return PARLEY_ERR_INVALID;
         std::vector<Rcpt> rc;
         {
             std::lock_guard lk(mu_);
             auto it = rooms_.find(room);
             if (it == rooms_.end()) return PARLEY_ERR_NOT_FOUND;
-            for (auto &m : it->second.members)
+            for (auto& m : it->second.members)
                 if (m.conn != except) rc.push_back(rcpt_locked(m.conn));
         }
         deliver(rc, f);
@@ -1392,25 +1471,25 @@ class FakeHost {
     }
 
     struct AckCtx {
-        FakeHost *host;
+        FakeHost* host;
         std::string room;
         uint64_t seq;
         parley_t_store_done_fn done;
-        void *user;
+        void* user;
     };
-    static void on_append_done(void *u, parley_t_status st) {
-        std::unique_ptr<AckCtx> c(static_cast<AckCtx *>(u));
+    static void on_append_done(void* u, parley_t_status st) {
+        std::unique_ptr<AckCtx> c(static_cast<AckCtx*>(u));
         c->host->on_ack(c->room, c->seq, st);
         if (c->done) c->done(c->user, st);
     }
-    void on_ack(const std::string &room, uint64_t seq, parley_t_status status) {
-        std::vector<std::pair<parley_t_frame *, std::vector<Rcpt>>> ready;
+    void on_ack(const std::string& room, uint64_t seq, parley_t_status status) {
+        std::vector<std::pair<parley_t_frame*, std::vector<Rcpt>>> ready;
         {
             std::lock_guard lk(mu_);
             auto it = rooms_.find(room);
             if (it == rooms_.end()) return;
-            auto &r = it->second;
-            for (auto &p : r.pending)
+            auto& r = it->second;
+            for (auto& p : r.pending)
                 if (p.seq == seq) {
                     p.acked = true;
                     p.status = status;
@@ -1421,22 +1500,22 @@ class FakeHost {
                 r.pending.pop_front();
                 std::vector<Rcpt> rc;
                 if (p.status == PARLEY_OK)
-                    for (auto &m : r.members)
+                    for (auto& m : r.members)
                         if (m.conn != p.except && m.join_seq < p.seq)
                             rc.push_back(rcpt_locked(m.conn));
                 ready.emplace_back(p.frame, std::move(rc));
             }
             if (r.members.empty() && r.pending.empty()) rooms_.erase(it);
         }
-        for (auto &[frame, rc] : ready) {
+        for (auto& [frame, rc] : ready) {
             deliver(rc, frame);
             release_frame(frame);
         }
     }
 
-    parley_t_status do_publish_persist(std::string_view room, parley_t_frame *f,
+    parley_t_status do_publish_persist(std::string_view room, parley_t_frame* f,
                                        parley_t_conn_id except, std::string_view record,
-                                       parley_t_store_done_fn done, void *user) {
+                                       parley_t_store_done_fn done, void* user) {
         if (!f) return PARLEY_ERR_INVALID;
         std::shared_ptr<Inst> store;
         uint64_t seq;
@@ -1469,14 +1548,14 @@ class FakeHost {
     }
 
     parley_t_status do_send_to_member(std::string_view room, std::string_view label,
-                                      parley_t_frame *f) {
+                                      parley_t_frame* f) {
         if (!f) return PARLEY_ERR_INVALID;
         std::vector<Rcpt> rc;
         {
             std::lock_guard lk(mu_);
             auto it = rooms_.find(room);
             if (it == rooms_.end()) return PARLEY_ERR_NOT_FOUND;
-            for (auto &m : it->second.members)
+            for (auto& m : it->second.members)
                 if (m.label == label) {
                     rc.push_back(rcpt_locked(m.conn));
                     break;
@@ -1489,7 +1568,7 @@ class FakeHost {
 
     // ---- store (memory, or a store plugin chosen with use_store) ----
 
-    std::shared_ptr<Inst> live_store(parley_t_status *err) {
+    std::shared_ptr<Inst> live_store(parley_t_status* err) {
         std::lock_guard lk(mu_);
         *err = store_up_ ? PARLEY_OK : PARLEY_ERR_UNAVAILABLE;
         if (store_ && store_->state != State::Started) *err = PARLEY_ERR_UNAVAILABLE;
@@ -1499,16 +1578,16 @@ class FakeHost {
     std::vector<BlobRecord> blobs_for(std::string_view recipient) const {
         std::vector<BlobRecord> v;
         int64_t now = wall_base_ms_ + int64_t(now_ms_);
-        for (auto &[_, b] : blobs_)
+        for (auto& [_, b] : blobs_)
             if (b.recipient == recipient && b.expires_at_ms > now) v.push_back(b);
         std::stable_sort(v.begin(), v.end(),
-                         [](auto &a, auto &b) { return a.expires_at_ms < b.expires_at_ms; });
+                         [](auto& a, auto& b) { return a.expires_at_ms < b.expires_at_ms; });
         return v;
     }
-    static void call_blob_list(parley_t_blob_list_fn fn, void *user, parley_t_status st,
-                               const std::vector<BlobRecord> &v) {
+    static void call_blob_list(parley_t_blob_list_fn fn, void* user, parley_t_status st,
+                               const std::vector<BlobRecord>& v) {
         std::vector<parley_t_blob> out;
-        for (auto &b : v)
+        for (auto& b : v)
             out.push_back(parley_t_blob{detail::by(b.id), detail::by(b.recipient),
                                         detail::by(b.data), b.expires_at_ms});
         fn(user, st, out.data(), out.size());
@@ -1516,7 +1595,7 @@ class FakeHost {
 
     // ---- commands and HTTP ----
 
-    parley_t_status do_command_call(std::string_view name, const parley_t_command_call *call) {
+    parley_t_status do_command_call(std::string_view name, const parley_t_command_call* call) {
         Command c{};
         {
             std::lock_guard lk(mu_);
@@ -1530,7 +1609,7 @@ class FakeHost {
         return s;
     }
 
-    detail::Response *new_response() {
+    detail::Response* new_response() {
         auto r = std::make_unique<detail::Response>();
         r->owner = this;
         r->hdr.self = r.get();
@@ -1540,9 +1619,9 @@ class FakeHost {
         responses_.push_back(std::move(r)); // kept: a handler may answer later
         return responses_.back().get();
     }
-    static void respond_impl(parley_t_http_response *self, int status, parley_t_bytes ct,
+    static void respond_impl(parley_t_http_response* self, int status, parley_t_bytes ct,
                              parley_t_bytes headers, parley_t_bytes body) {
-        auto *r = reinterpret_cast<detail::ResponseHeader *>(self)->self;
+        auto* r = reinterpret_cast<detail::ResponseHeader*>(self)->self;
         {
             std::lock_guard lk(r->owner->mu_);
             if (r->answers++ == 0) {
@@ -1557,14 +1636,14 @@ class FakeHost {
         r->owner->violation("http_respond called more than once for one request");
     }
 
-    parley_t_status do_http_dispatch(const parley_t_http_request *req,
-                                     parley_t_http_response *resp) {
+    parley_t_status do_http_dispatch(const parley_t_http_request* req,
+                                     parley_t_http_response* resp) {
         std::string_view method = detail::sv(req->method), path = detail::sv(req->path);
         Route best{};
         bool found = false;
         {
             std::lock_guard lk(mu_);
-            for (auto &r : routes_) {
+            for (auto& r : routes_) {
                 if (!r.method.empty() && r.method != method) continue;
                 bool match = r.prefix ? path.substr(0, r.path.size()) == r.path : path == r.path;
                 if (!match) continue;
@@ -1584,7 +1663,7 @@ class FakeHost {
 
     // ---- instance teardown (parleyd drops what an instance registered) ----
 
-    void forget_instance(Inst *i) {
+    void forget_instance(Inst* i) {
         std::vector<parley_t_conn_id> conns;
         {
             std::lock_guard lk(mu_);
@@ -1593,9 +1672,9 @@ class FakeHost {
             for (auto it = commands_.begin(); it != commands_.end();)
                 it = it->second.owner == i ? commands_.erase(it) : std::next(it);
             routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
-                                         [&](auto &r) { return r.owner == i; }),
+                                         [&](auto& r) { return r.owner == i; }),
                           routes_.end());
-            for (auto &[id, c] : conns_)
+            for (auto& [id, c] : conns_)
                 if (c.owner == i) conns.push_back(id);
             if (store_.get() == i) store_.reset();
         }
@@ -1607,7 +1686,7 @@ class FakeHost {
         std::lock_guard lk(mu_);
         std::string out;
         std::string last_family;
-        for (auto &[name, m] : metrics_) {
+        for (auto& [name, m] : metrics_) {
             std::string family = name.substr(0, name.find('{'));
             if (family != last_family) {
                 out += "# HELP " + family + " " + m->help + "\n# TYPE " + family +
@@ -1622,8 +1701,8 @@ class FakeHost {
     // ---- the host table: static trampolines; ctx is the calling instance ----
 
     static void h_log(parley_t_host_ctx_hptr c, parley_t_log_level level, parley_t_bytes msg) {
-        auto &i = I(c, "log");
-        auto *h = i.host;
+        auto& i = I(c, "log");
+        auto* h = i.host;
         if (level < h->log_min_.load()) return;
         std::lock_guard lk(h->log_mu_);
         h->logs_.push_back(LogLine{level, i.name, std::string(detail::sv(msg))});
@@ -1635,15 +1714,15 @@ class FakeHost {
         return level >= I(c, "log_enabled").host->log_min_.load() ? 1 : 0;
     }
     static void h_set_error(parley_t_host_ctx_hptr c, parley_t_bytes msg) {
-        auto &i = I(c, "set_error");
+        auto& i = I(c, "set_error");
         std::lock_guard lk(i.host->log_mu_);
         i.error = std::string(detail::sv(msg));
         i.error_set = true;
         i.host->errors_.push_back(i.error);
     }
     static parley_t_status h_config_get(parley_t_host_ctx_hptr c, parley_t_bytes path,
-                                        parley_t_config_value *out) {
-        auto &i = I(c, "config_get");
+                                        parley_t_config_value* out) {
+        auto& i = I(c, "config_get");
         return i.host->get_config(i, detail::sv(path), out);
     }
     static parley_t_bytes h_instance_name(parley_t_host_ctx_hptr c) {
@@ -1657,7 +1736,7 @@ class FakeHost {
     }
     static parley_t_metric_hptr h_metric(parley_t_host_ctx_hptr c, parley_t_metric_kind kind,
                                          parley_t_bytes name, parley_t_bytes help) {
-        auto *h = I(c, "metric").host;
+        auto* h = I(c, "metric").host;
         std::string_view n = detail::sv(name);
         if (!detail::valid_metric_name(n) ||
             (kind != PARLEY_METRIC_COUNTER && kind != PARLEY_METRIC_GAUGE))
@@ -1676,29 +1755,29 @@ class FakeHost {
         m->kind = kind;
         m->name = std::string(n);
         m->help = std::string(detail::sv(help));
-        auto *raw = m.get();
+        auto* raw = m.get();
         h->metrics_.emplace(std::string(n), std::move(m));
         return reinterpret_cast<parley_t_metric_hptr>(raw);
     }
     static void h_metric_add(parley_t_metric_hptr mh, int64_t delta) {
         if (!mh) return;
-        auto *m = reinterpret_cast<detail::Metric *>(mh);
+        auto* m = reinterpret_cast<detail::Metric*>(mh);
         if (m->kind == PARLEY_METRIC_COUNTER && delta < 0)
             m->owner->violation("counter '" + m->name + "' decremented");
         m->value.fetch_add(delta);
     }
     static void h_metric_set(parley_t_metric_hptr mh, int64_t value) {
         if (!mh) return;
-        reinterpret_cast<detail::Metric *>(mh)->value.store(value);
+        reinterpret_cast<detail::Metric*>(mh)->value.store(value);
     }
     static parley_t_frame_hptr h_metrics_render(parley_t_host_ctx_hptr c) {
-        auto *h = I(c, "metrics_render").host;
+        auto* h = I(c, "metrics_render").host;
         std::string text = h->render_metrics();
         return h->make_frame(text);
     }
     static uint64_t h_timer_start(parley_t_host_ctx_hptr c, uint64_t delay, uint64_t interval,
-                                  parley_t_timer_fn fn, void *user) {
-        auto &i = I(c, "timer_start");
+                                  parley_t_timer_fn fn, void* user) {
+        auto& i = I(c, "timer_start");
         if (!fn) return 0;
         std::lock_guard lk(i.host->mu_);
         uint64_t id = i.host->next_timer_++;
@@ -1706,7 +1785,7 @@ class FakeHost {
         return id;
     }
     static void h_timer_cancel(parley_t_host_ctx_hptr c, uint64_t id) {
-        auto *h = I(c, "timer_cancel").host;
+        auto* h = I(c, "timer_cancel").host;
         std::unique_lock lk(h->mu_);
         h->timers_.erase(id);
         // Once cancel returns the callback is not running, unless we are inside it.
@@ -1724,7 +1803,7 @@ class FakeHost {
         release_frame(f);
     }
     static parley_t_conn_id h_conn_open(parley_t_host_ctx_hptr c, uint64_t tag) {
-        auto &i = I(c, "conn_open");
+        auto& i = I(c, "conn_open");
         if (i.host->draining_.load()) return 0;
         std::lock_guard lk(i.host->mu_);
         return i.host->open_conn_locked(&i, tag);
@@ -1734,7 +1813,7 @@ class FakeHost {
     }
     static void h_conn_close(parley_t_host_ctx_hptr c, parley_t_conn_id conn, uint16_t code,
                              parley_t_bytes reason) {
-        auto *h = I(c, "conn_close").host;
+        auto* h = I(c, "conn_close").host;
         Rcpt r;
         {
             std::lock_guard lk(h->mu_);
@@ -1750,7 +1829,7 @@ class FakeHost {
     }
     static parley_t_status h_send_to(parley_t_host_ctx_hptr c, parley_t_conn_id conn,
                                      parley_t_frame_hptr f) {
-        auto *h = I(c, "send_to").host;
+        auto* h = I(c, "send_to").host;
         if (!f) return PARLEY_ERR_INVALID;
         std::vector<Rcpt> rc;
         {
@@ -1763,11 +1842,11 @@ class FakeHost {
     }
     static parley_t_status h_room_join(parley_t_host_ctx_hptr c, parley_t_conn_id conn,
                                        parley_t_bytes room, parley_t_bytes label,
-                                       parley_t_join_result *out) {
+                                       parley_t_join_result* out) {
         return I(c, "room_join").host->do_join(conn, detail::sv(room), detail::sv(label), out);
     }
     static parley_t_status h_room_leave(parley_t_host_ctx_hptr c, parley_t_conn_id conn,
-                                        parley_t_bytes room, uint32_t *left) {
+                                        parley_t_bytes room, uint32_t* left) {
         return I(c, "room_leave").host->do_leave(conn, detail::sv(room), left);
     }
     static parley_t_status h_room_publish(parley_t_host_ctx_hptr c, parley_t_bytes room,
@@ -1777,7 +1856,7 @@ class FakeHost {
     static parley_t_status h_room_publish_persist(parley_t_host_ctx_hptr c, parley_t_bytes room,
                                                   parley_t_frame_hptr f, parley_t_conn_id except,
                                                   parley_t_bytes record,
-                                                  parley_t_store_done_fn done, void *user) {
+                                                  parley_t_store_done_fn done, void* user) {
         return I(c, "room_publish_persist")
             .host->do_publish_persist(detail::sv(room), f, except, detail::sv(record), done, user);
     }
@@ -1787,17 +1866,17 @@ class FakeHost {
             .host->do_send_to_member(detail::sv(room), detail::sv(label), f);
     }
     static uint32_t h_room_members(parley_t_host_ctx_hptr c, parley_t_bytes room,
-                                   parley_t_member_fn fn, void *user) {
-        auto *h = I(c, "room_members").host;
+                                   parley_t_member_fn fn, void* user) {
+        auto* h = I(c, "room_members").host;
         std::vector<RoomMember> m = h->room_members(detail::sv(room));
         if (fn)
-            for (auto &x : m)
+            for (auto& x : m)
                 if (fn(user, x.conn, detail::by(x.label)) != 0) break;
         return uint32_t(m.size());
     }
     static parley_t_status h_room_meta_get(parley_t_host_ctx_hptr c, parley_t_bytes room,
-                                           uint32_t key, char *out, size_t cap, size_t *out_len) {
-        auto *h = I(c, "room_meta_get").host;
+                                           uint32_t key, char* out, size_t cap, size_t* out_len) {
+        auto* h = I(c, "room_meta_get").host;
         std::lock_guard lk(h->mu_);
         auto it = h->rooms_.find(detail::sv(room));
         if (it == h->rooms_.end()) return PARLEY_ERR_NOT_FOUND;
@@ -1809,11 +1888,11 @@ class FakeHost {
     }
     static parley_t_status h_room_meta_set(parley_t_host_ctx_hptr c, parley_t_bytes room,
                                            uint32_t key, parley_t_bytes value, uint32_t flags) {
-        auto *h = I(c, "room_meta_set").host;
+        auto* h = I(c, "room_meta_set").host;
         std::lock_guard lk(h->mu_);
         auto it = h->rooms_.find(detail::sv(room));
         if (it == h->rooms_.end()) return PARLEY_ERR_NOT_FOUND;
-        auto &meta = it->second.meta;
+        auto& meta = it->second.meta;
         if ((flags & PARLEY_META_SET_ONCE) && meta.count(key)) return PARLEY_ERR_EXISTS;
         if (value.len == 0)
             meta.erase(key); // as parleyd: an empty value clears the key
@@ -1823,8 +1902,8 @@ class FakeHost {
     }
     static parley_t_status h_history_fetch(parley_t_host_ctx_hptr c, parley_t_bytes room,
                                            uint32_t max, uint64_t upto, parley_t_history_fn fn,
-                                           void *user) {
-        auto *h = I(c, "history_fetch").host;
+                                           void* user) {
+        auto* h = I(c, "history_fetch").host;
         if (!fn) return PARLEY_ERR_INVALID;
         parley_t_status err;
         auto store = h->live_store(&err);
@@ -1838,19 +1917,19 @@ class FakeHost {
         {
             std::lock_guard lk(h->mu_);
             if (auto it = h->history_.find(detail::sv(room)); it != h->history_.end())
-                for (auto &r : it->second)
+                for (auto& r : it->second)
                     if (upto == 0 || r.seq <= upto) recs.push_back(r);
         }
         if (max && recs.size() > max) recs.erase(recs.begin(), recs.end() - max);
         std::vector<parley_t_history_entry> out;
-        for (auto &r : recs)
+        for (auto& r : recs)
             out.push_back(parley_t_history_entry{r.seq, detail::by(r.record)});
         fn(user, PARLEY_OK, out.data(), out.size());
         return PARLEY_OK;
     }
     static parley_t_status h_history_clear(parley_t_host_ctx_hptr c, parley_t_bytes room,
-                                           parley_t_store_done_fn fn, void *user) {
-        auto *h = I(c, "history_clear").host;
+                                           parley_t_store_done_fn fn, void* user) {
+        auto* h = I(c, "history_clear").host;
         parley_t_status err;
         auto store = h->live_store(&err);
         if (err != PARLEY_OK) return err;
@@ -1869,8 +1948,8 @@ class FakeHost {
     }
     static parley_t_status h_blob_put(parley_t_host_ctx_hptr c, parley_t_bytes rcpt,
                                       parley_t_bytes data, int64_t exp, parley_t_blob_put_fn fn,
-                                      void *user) {
-        auto *h = I(c, "blob_put").host;
+                                      void* user) {
+        auto* h = I(c, "blob_put").host;
         parley_t_status err;
         auto store = h->live_store(&err);
         if (err != PARLEY_OK) return err;
@@ -1890,8 +1969,8 @@ class FakeHost {
         return PARLEY_OK;
     }
     static parley_t_status h_blob_list(parley_t_host_ctx_hptr c, parley_t_bytes rcpt, uint32_t off,
-                                       uint32_t lim, parley_t_blob_list_fn fn, void *user) {
-        auto *h = I(c, "blob_list").host;
+                                       uint32_t lim, parley_t_blob_list_fn fn, void* user) {
+        auto* h = I(c, "blob_list").host;
         if (!fn) return PARLEY_ERR_INVALID;
         parley_t_status err;
         auto store = h->live_store(&err);
@@ -1912,8 +1991,8 @@ class FakeHost {
         return PARLEY_OK;
     }
     static parley_t_status h_blob_get(parley_t_host_ctx_hptr c, parley_t_bytes id,
-                                      parley_t_blob_list_fn fn, void *user) {
-        auto *h = I(c, "blob_get").host;
+                                      parley_t_blob_list_fn fn, void* user) {
+        auto* h = I(c, "blob_get").host;
         if (!fn) return PARLEY_ERR_INVALID;
         parley_t_status err;
         auto store = h->live_store(&err);
@@ -1935,8 +2014,8 @@ class FakeHost {
         return PARLEY_OK;
     }
     static parley_t_status h_blob_delete(parley_t_host_ctx_hptr c, parley_t_bytes id,
-                                         parley_t_store_done_fn fn, void *user) {
-        auto *h = I(c, "blob_delete").host;
+                                         parley_t_store_done_fn fn, void* user) {
+        auto* h = I(c, "blob_delete").host;
         parley_t_status err;
         auto store = h->live_store(&err);
         if (err != PARLEY_OK) return err;
@@ -1954,8 +2033,8 @@ class FakeHost {
         return PARLEY_OK;
     }
     static parley_t_status h_command_register(parley_t_host_ctx_hptr c, parley_t_bytes name,
-                                              parley_t_command_fn fn, void *user) {
-        auto &i = I(c, "command_register");
+                                              parley_t_command_fn fn, void* user) {
+        auto& i = I(c, "command_register");
         if (name.len == 0 || !fn) return PARLEY_ERR_INVALID;
         std::lock_guard lk(i.host->mu_);
         auto [it, fresh] =
@@ -1963,12 +2042,12 @@ class FakeHost {
         return fresh ? PARLEY_OK : PARLEY_ERR_EXISTS;
     }
     static parley_t_status h_command_call(parley_t_host_ctx_hptr c, parley_t_bytes name,
-                                          const parley_t_command_call *call) {
+                                          const parley_t_command_call* call) {
         return I(c, "command_call").host->do_command_call(detail::sv(name), call);
     }
     static parley_t_status h_http_route(parley_t_host_ctx_hptr c, parley_t_bytes method,
-                                        parley_t_bytes path, parley_t_http_fn fn, void *user) {
-        auto &i = I(c, "http_route");
+                                        parley_t_bytes path, parley_t_http_fn fn, void* user) {
+        auto& i = I(c, "http_route");
         if (!fn) return PARLEY_ERR_INVALID;
         std::string p(detail::sv(path));
         bool prefix = !p.empty() && p.back() == '*';
@@ -1976,15 +2055,15 @@ class FakeHost {
         if (p.empty() || p[0] != '/') return PARLEY_ERR_INVALID;
         std::string m(detail::sv(method));
         std::lock_guard lk(i.host->mu_);
-        for (auto &r : i.host->routes_)
+        for (auto& r : i.host->routes_)
             if (r.path == p && r.prefix == prefix && r.method == m) return PARLEY_ERR_EXISTS;
         i.host->routes_.push_back(Route{&i, std::move(m), std::move(p), prefix, fn, user});
         return PARLEY_OK;
     }
     static parley_t_status h_http_dispatch(parley_t_host_ctx_hptr c,
-                                           const parley_t_http_request *req,
+                                           const parley_t_http_request* req,
                                            parley_t_http_response_hptr resp) {
-        auto *h = I(c, "http_dispatch").host;
+        auto* h = I(c, "http_dispatch").host;
         if (!req || !resp) return PARLEY_ERR_INVALID;
         return h->do_http_dispatch(req, resp);
     }
@@ -1996,8 +2075,8 @@ class FakeHost {
         return I(c, "draining").host->draining_.load() ? 1 : 0;
     }
     static parley_t_status h_work_submit(parley_t_host_ctx_hptr c, parley_t_work_fn fn,
-                                         void *user) {
-        auto &i = I(c, "work_submit");
+                                         void* user) {
+        auto& i = I(c, "work_submit");
         if (!fn) return PARLEY_ERR_INVALID;
         {
             std::lock_guard lk(i.host->mu_);
@@ -2095,8 +2174,8 @@ class FakeHost {
     std::vector<std::unique_ptr<detail::Response>> responses_;
     bool work_inline_ = true;
     size_t work_limit_ = 4096;
-    std::deque<std::pair<parley_t_work_fn, void *>> work_;
-    std::vector<void *> libraries_;
+    std::deque<std::pair<parley_t_work_fn, void*>> work_;
+    std::vector<void*> libraries_;
     std::atomic<bool> draining_{false};
 
     mutable std::mutex frames_mu_;
@@ -2115,7 +2194,7 @@ class FakeHost {
 // ---- FakeInstance lifecycle ----
 
 inline parley_t_status FakeInstance::create() {
-    auto *h = st_ ? st_->host : nullptr;
+    auto* h = st_ ? st_->host : nullptr;
     if (!h || st_->state != State::Loaded) {
         if (h) h->violation("create called on '" + st_->name + "' in the wrong state");
         return PARLEY_ERR_INVALID;
@@ -2140,7 +2219,7 @@ inline parley_t_status FakeInstance::create() {
 }
 
 inline parley_t_status FakeInstance::start() {
-    auto *h = st_ ? st_->host : nullptr;
+    auto* h = st_ ? st_->host : nullptr;
     if (!h || st_->state != State::Created) {
         if (h) h->violation("start called on '" + st_->name + "' in the wrong state");
         return PARLEY_ERR_INVALID;
@@ -2156,7 +2235,7 @@ inline parley_t_status FakeInstance::start() {
     return s;
 }
 
-inline void FakeInstance::call_drain(detail::Instance &i, uint32_t grace_ms) {
+inline void FakeInstance::call_drain(detail::Instance& i, uint32_t grace_ms) {
     if (i.vt.drain) i.host->guard_call(i.name, "drain", [&] { i.vt.drain(i.inst, grace_ms); });
 }
 
@@ -2165,14 +2244,14 @@ inline void FakeInstance::drain(uint32_t grace_ms) {
 }
 
 inline void FakeInstance::stop() {
-    auto *h = st_ ? st_->host : nullptr;
+    auto* h = st_ ? st_->host : nullptr;
     if (!h || st_->state != State::Started) return;
     h->guard_call(st_->name, "stop", [&] { st_->vt.stop(st_->inst); });
     st_->state = State::Stopped;
 }
 
 inline void FakeInstance::destroy() {
-    auto *h = st_ ? st_->host : nullptr;
+    auto* h = st_ ? st_->host : nullptr;
     if (!h) return;
     if (st_->state == State::Started) stop();
     if (st_->state != State::Created && st_->state != State::Stopped) return;
@@ -2183,7 +2262,7 @@ inline void FakeInstance::destroy() {
 }
 
 inline parley_t_status FakeInstance::reload() {
-    auto *h = st_ ? st_->host : nullptr;
+    auto* h = st_ ? st_->host : nullptr;
     if (!h || st_->state != State::Started) return PARLEY_ERR_INVALID;
     if (auto bad = h->validate_config(*st_); !bad.empty()) {
         st_->error = bad; // parleyd keeps the old profile running
@@ -2198,7 +2277,7 @@ inline parley_t_status FakeInstance::reload() {
     return s;
 }
 
-template <typename T> void FakeInstance::set_config(std::string_view path, T &&v) {
+template <typename T> void FakeInstance::set_config(std::string_view path, T&& v) {
     if (!st_ || !st_->host) return;
     std::lock_guard lk(st_->host->mu_);
     FakeHost::put_config(st_->config, path, std::forward<T>(v));

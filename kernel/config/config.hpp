@@ -19,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace parley::config {
@@ -42,8 +41,9 @@ class Value {
     int64_t i = 0;
     // STRING/ENUM: the value. Other scalars: the text as written ("64K"), for messages.
     std::string str;
-    std::vector<Value> items;                            // LIST
-    std::vector<std::pair<std::string, Value>> entries;  // MAP, in schema order
+    struct Entry;               // one key of a MAP; defined below because it holds a Value
+    std::vector<Value> items;   // LIST
+    std::vector<Entry> entries; // MAP, in schema order
     SourceMark mark;
     bool defaulted = false; // filled from the schema default, not written in the file
 
@@ -54,6 +54,11 @@ class Value {
     const Value* get(std::string_view key) const;
     // Items of a LIST, keys of a MAP, else 0.
     size_t count() const;
+};
+
+struct Value::Entry {
+    std::string key;
+    Value value;
 };
 
 // Fills a C ABI value from `v`. `out->s` points into `v.str`, so it stays valid only while `v`
@@ -101,8 +106,8 @@ enum class Severity { Error, Warning };
 struct Diagnostic {
     Severity severity = Severity::Error;
     std::string file;
-    int line = 0;   // 1-based, 0 = unknown
-    int column = 0; // 1-based, 0 = unknown
+    int line = 0;     // 1-based, 0 = unknown
+    int column = 0;   // 1-based, 0 = unknown
     std::string path; // key path, e.g. plugins[1].config.limits.max_message; may be empty
     std::string message;
 
@@ -145,7 +150,7 @@ class Diagnostics {
 
   private:
     std::vector<Diagnostic> entries_;
-    size_t errors_ = 0;   // counts dropped entries too
+    size_t errors_ = 0; // counts dropped entries too
     size_t warnings_ = 0;
     bool truncated_ = false;
 };
@@ -164,7 +169,9 @@ constexpr int kMaxDepth = 64;
 
 // Parses YAML and checks what yaml-cpp lets through silently: duplicate keys in any mapping at
 // any depth ("duplicate key 'port' (first at line 3)"), non-scalar keys, nesting deeper than
-// kMaxDepth and more than one document. Syntax errors carry yaml-cpp's line and column.
+// kMaxDepth, more than one document and stray text after the document (which yaml-cpp 0.7
+// would otherwise drop, or loop on). Syntax errors carry yaml-cpp's line and column. An error
+// leaves `root` Null, which validates as "all defaults": callers must check `diag`.
 // Never throws.
 Document load_yaml_string(std::string_view text, const std::string& name, Diagnostics& diag);
 // As load_yaml_string on the file's contents; an unreadable or oversized (> 64 MiB) file is an
@@ -198,10 +205,10 @@ std::vector<std::string> check_schema(const parley_t_config_key* schema, size_t 
 
 // ---- describe ---------------------------------------------------------------------------
 
-// JSON array, one object per key: name, type, default (YAML text; never for SECRET keys),
-// description, min/max (only when bounded; bytes or milliseconds), values (ENUM), item_type
-// (LIST of scalars), flags (["required","deprecated","secret","restart"]), replaced_by,
-// children (MAP and LIST of maps).
+// JSON array, one object per key: name, type, item_type (LIST of scalars), default (YAML text;
+// never for SECRET keys), description, min/max and unit (only when bounded; "bytes" or "ms"),
+// values (ENUM, also for a LIST of ENUM), flags (["required","deprecated","secret","restart"]),
+// replaced_by, children (MAP and LIST of maps).
 std::string describe_json(const parley_t_config_key* schema, size_t n);
 // Indented, one key per block, for humans.
 std::string describe_text(const parley_t_config_key* schema, size_t n);

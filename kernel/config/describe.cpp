@@ -7,14 +7,18 @@ namespace {
 
 using Key = parley_t_config_key;
 
-bool has_children(const Key& k) { return k.children != nullptr && k.children_len > 0; }
+bool has_children(const Key& k) {
+    return k.children != nullptr && k.children_len > 0;
+}
 bool bounded(const Key& k) {
     uint32_t t = k.type == PARLEY_CFG_LIST ? k.item_type : k.type;
     return k.min <= k.max &&
            (t == PARLEY_CFG_INT || t == PARLEY_CFG_SIZE || t == PARLEY_CFG_DURATION);
 }
 // The type whose unit min/max are in (a LIST's bounds apply to its items).
-uint32_t value_type(const Key& k) { return k.type == PARLEY_CFG_LIST ? k.item_type : k.type; }
+uint32_t value_type(const Key& k) {
+    return k.type == PARLEY_CFG_LIST ? k.item_type : k.type;
+}
 
 std::vector<std::string_view> flag_names(uint32_t flags) {
     std::vector<std::string_view> out;
@@ -34,7 +38,7 @@ size_t utf8_len(std::string_view s) {
     if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
     if (c >= 0xE0 && c <= 0xEF) {
         if (!cont(1) || !cont(2)) return 0;
-        if (c == 0xE0 && b(1) < 0xA0) return 0; // overlong
+        if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
         if (c == 0xED && b(1) >= 0xA0) return 0; // surrogate
         return 3;
     }
@@ -156,10 +160,12 @@ void text_keys(std::string& out, const Key* schema, size_t n, int depth) {
                                 : "default " + (*k.default_value ? std::string(k.default_value)
                                                                  : std::string("\"\"")));
         if (bounded(k)) facts.push_back(detail::range_text(value_type(k), k.min, k.max));
-        for (auto f : flag_names(k.flags)) facts.emplace_back(f);
+        for (auto f : flag_names(k.flags))
+            facts.emplace_back(f);
         if (k.replaced_by) facts.push_back("use " + std::string(k.replaced_by) + " instead");
         out += indent + detail::clean(k.name) + " (";
-        for (size_t f = 0; f < facts.size(); ++f) out += (f ? ", " : "") + facts[f];
+        for (size_t f = 0; f < facts.size(); ++f)
+            out += (f ? ", " : "") + facts[f];
         out += ")\n";
         if (k.description && *k.description) {
             // Descriptions are one paragraph; keep embedded newlines but indent them.

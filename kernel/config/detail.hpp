@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace parley::config::detail {
@@ -20,7 +21,7 @@ std::string describe_node(const YAML::Node& n);
 std::pair<int, int> position(const YAML::Node& n);
 // "a.b" or "b" when the prefix is empty.
 std::string join_path(const std::string& prefix, std::string_view key);
-// "a|b|c" -> {"a","b","c"}; NULL -> {}.
+// "a|b|c" -> {"a","b","c"}; NULL or "" -> {}.
 std::vector<std::string_view> split_enum(const char* values);
 // Optimal string alignment distance (adjacent transpositions count 1), case-insensitive.
 size_t edit_distance(std::string_view a, std::string_view b);

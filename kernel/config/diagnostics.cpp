@@ -12,10 +12,10 @@ namespace {
 
 constexpr size_t kQuoteLimit = 60;
 
-void escape_into(std::string& out, std::string_view s) {
+void escape_into(std::string& out, std::string_view s, size_t limit = kQuoteLimit) {
     static constexpr char kHex[] = "0123456789abcdef";
     for (size_t k = 0; k < s.size(); ++k) {
-        if (k == kQuoteLimit) {
+        if (k == limit) {
             out += "...";
             return;
         }
@@ -53,10 +53,14 @@ std::string clean(std::string_view s) {
 std::string describe_node(const YAML::Node& n) {
     try {
         switch (n.Type()) {
-        case YAML::NodeType::Map: return "a mapping";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return quote(n.Scalar());
-        default: return "nothing";
+        case YAML::NodeType::Map:
+            return "a mapping";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Scalar:
+            return quote(n.Scalar());
+        default:
+            return "nothing";
         }
     } catch (const std::exception&) {
         return "nothing";
@@ -83,7 +87,7 @@ std::string join_path(const std::string& prefix, std::string_view key) {
 
 std::vector<std::string_view> split_enum(const char* values) {
     std::vector<std::string_view> out;
-    if (!values) return out;
+    if (!values || !*values) return out;
     std::string_view s = values;
     while (true) {
         size_t bar = s.find('|');
@@ -100,13 +104,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
     auto low = [](char c) { return char(std::tolower(static_cast<unsigned char>(c))); };
     const size_t w = b.size() + 1;
     std::vector<size_t> d((a.size() + 1) * w);
-    for (size_t i = 0; i <= a.size(); ++i) d[i * w] = i;
-    for (size_t j = 0; j <= b.size(); ++j) d[j] = j;
+    for (size_t i = 0; i <= a.size(); ++i)
+        d[i * w] = i;
+    for (size_t j = 0; j <= b.size(); ++j)
+        d[j] = j;
     for (size_t i = 1; i <= a.size(); ++i)
         for (size_t j = 1; j <= b.size(); ++j) {
             size_t cost = low(a[i - 1]) == low(b[j - 1]) ? 0 : 1;
-            size_t v = std::min({d[(i - 1) * w + j] + 1, d[i * w + j - 1] + 1,
-                                 d[(i - 1) * w + j - 1] + cost});
+            size_t v = std::min(
+                {d[(i - 1) * w + j] + 1, d[i * w + j - 1] + 1, d[(i - 1) * w + j - 1] + cost});
             if (i > 1 && j > 1 && low(a[i - 1]) == low(b[j - 2]) && low(a[i - 2]) == low(b[j - 1]))
                 v = std::min(v, d[(i - 2) * w + j - 2] + 1);
             d[i * w + j] = v;
@@ -154,9 +160,17 @@ std::string join(const std::vector<std::string_view>& parts, std::string_view se
 } // namespace detail
 
 std::string Diagnostic::format() const {
+    // Every part may carry bytes of the file (YAML parser messages quote the offending
+    // character, loader errors the plugin name or path): control bytes are escaped here, once,
+    // so no diagnostic can write escape sequences to an operator's terminal.
+    auto printable = [](std::string_view s) {
+        std::string r;
+        detail::escape_into(r, s, std::string_view::npos);
+        return r;
+    };
     std::string out;
     if (!file.empty()) {
-        out += file;
+        out += printable(file);
         if (line > 0) {
             out += ':' + std::to_string(line);
             if (column > 0) out += ':' + std::to_string(column);
@@ -164,8 +178,8 @@ std::string Diagnostic::format() const {
         out += ": ";
     }
     out += severity == Severity::Error ? "error: " : "warning: ";
-    if (!path.empty()) out += path + ": ";
-    out += message;
+    if (!path.empty()) out += printable(path) + ": ";
+    out += printable(message);
     return out;
 }
 
@@ -224,16 +238,20 @@ void Diagnostics::error(const std::string& file, const YAML::Mark& at, std::stri
 std::vector<std::string> Diagnostics::lines() const {
     std::vector<std::string> out;
     out.reserve(entries_.size());
-    for (const auto& e : entries_) out.push_back(e.format());
+    for (const auto& e : entries_)
+        out.push_back(e.format());
     return out;
 }
 
 std::string Diagnostics::format() const {
     std::string out;
-    for (const auto& e : entries_) out += e.format() + '\n';
+    for (const auto& e : entries_)
+        out += e.format() + '\n';
     return out;
 }
 
-void Diagnostics::clear() { *this = Diagnostics{}; }
+void Diagnostics::clear() {
+    *this = Diagnostics{};
+}
 
 } // namespace parley::config

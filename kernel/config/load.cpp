@@ -10,6 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 
 namespace parley::config {
 
@@ -50,8 +51,10 @@ class Checker {
             return;
         }
         std::unordered_map<std::string, YAML::Node> first;
-        for (auto it = n.begin(); it != n.end(); ++it) {
-            const YAML::Node& key = it->first;
+        // By value: yaml-cpp iterators yield temporaries, and a reference to `it->first`
+        // dangles at the end of the statement.
+        for (const auto& kv : n) {
+            const YAML::Node& key = kv.first;
             if (!key.IsScalar()) {
                 diag_.error(file_, key, path, detail::key_problem(key));
                 continue;
@@ -59,8 +62,9 @@ class Checker {
             const std::string& name = key.Scalar();
             std::string kp = detail::join_path(path, name);
             auto [at, fresh] = first.emplace(name, key);
-            if (!fresh) diag_.error(file_, key, kp, detail::duplicate_message(name, at->second, key));
-            walk(it->second, kp, depth + 1);
+            if (!fresh)
+                diag_.error(file_, key, kp, detail::duplicate_message(name, at->second, key));
+            walk(kv.second, kp, depth + 1);
         }
     }
 
@@ -72,18 +76,66 @@ class Checker {
     bool too_deep_ = false;
 };
 
+// Records where each document starts; everything else is ignored.
+class DocumentCounter : public YAML::EventHandler {
+  public:
+    YAML::Mark second = YAML::Mark::null_mark();
+
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (++count_ == 2) second = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+  private:
+    int count_ = 0;
+};
+
 } // namespace
 
 Document load_yaml_string(std::string_view text, const std::string& name, Diagnostics& diag) {
     Document doc;
     doc.file = name;
     doc.root = YAML::Node(YAML::NodeType::Null);
-    std::vector<YAML::Node> docs;
+    const std::string str(text);
+    YAML::Node root;
     try {
-        std::istringstream in{std::string(text)};
-        docs = YAML::LoadAll(in);
+        // Pass 1 finds syntax errors and extra documents. Not YAML::LoadAll: in yaml-cpp 0.7 a
+        // stray ',' after the document ("[a],", "&a,") makes it produce empty documents
+        // forever (jbeder/yaml-cpp#1040, fixed upstream in 2024), so stop at the second one.
+        std::istringstream in(str);
+        YAML::Parser parser(in);
+        DocumentCounter counter;
+        int docs = 0;
+        while (docs < 2 && parser.HandleNextDocument(counter))
+            ++docs;
+        if (docs == 2) {
+            const YAML::Mark& at = counter.second;
+            bool explicit_doc = !at.is_null() && str.compare(size_t(at.pos), 3, "---") == 0;
+            diag.error(name, at, "",
+                       explicit_doc
+                           ? "more than one YAML document ('---'); a config file holds exactly one"
+                           : "invalid YAML: unexpected " +
+                                 detail::quote(size_t(at.pos) < str.size()
+                                                   ? str.substr(size_t(at.pos), 1)
+                                                   : "") +
+                                 " after the end of the document");
+            return doc;
+        }
+        // Pass 2 builds the nodes of that one document.
+        root = YAML::Load(str);
     } catch (const YAML::DeepRecursion& e) {
-        diag.error(name, e.mark, "", "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+        diag.error(name, e.mark, "",
+                   "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
         return doc;
     } catch (const YAML::Exception& e) {
         diag.error(name, e.mark, "", "invalid YAML: " + e.msg);
@@ -93,19 +145,13 @@ Document load_yaml_string(std::string_view text, const std::string& name, Diagno
         diag.error(name, 0, 0, "", std::string("cannot parse YAML: ") + e.what());
         return doc;
     }
-    if (docs.empty()) return doc;
-    if (docs.size() > 1) {
-        diag.error(name, docs[1], "",
-                   "more than one YAML document ('---'); a config file holds exactly one");
-        return doc;
-    }
     try {
-        Checker(name, diag).walk(docs[0], "", 1);
+        Checker(name, diag).walk(root, "", 1);
     } catch (const std::exception& e) {
         diag.error(name, 0, 0, "", std::string("cannot check YAML: ") + e.what());
         return doc;
     }
-    doc.root = docs[0];
+    doc.root = root;
     return doc;
 }
 

@@ -12,13 +12,19 @@ namespace {
 constexpr int kMaxFractionDigits = 9;
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
     return s;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-char lower(char c) { return char(std::tolower(static_cast<unsigned char>(c))); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+char lower(char c) {
+    return char(std::tolower(static_cast<unsigned char>(c)));
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -72,19 +78,22 @@ const char* scale(const Number& n, int64_t unit, const char* not_whole, int64_t&
     // frac < 10^9 and unit < 2^47, so the product fits easily in 128 bits.
     unsigned __int128 part = static_cast<unsigned __int128>(n.frac) * uint64_t(unit);
     uint64_t pow10 = 1;
-    for (int k = 0; k < n.digits; ++k) pow10 *= 10;
+    for (int k = 0; k < n.digits; ++k)
+        pow10 *= 10;
     if (part % pow10 != 0) return not_whole;
     if (__builtin_add_overflow(whole, int64_t(part / pow10), &out)) return "too large";
     return nullptr;
 }
 
 void skip_spaces(std::string_view& s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
 }
 
 std::string_view read_letters(std::string_view& s) {
     size_t k = 0;
-    while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
+    while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k])))
+        ++k;
     auto word = s.substr(0, k);
     s.remove_prefix(k);
     return word;
@@ -94,10 +103,11 @@ std::string_view read_letters(std::string_view& s) {
 
 std::optional<int64_t> parse_int(std::string_view text, std::string* why) {
     std::string_view s = trim(text);
-    if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-    // from_chars takes a leading '-' itself but would accept "-+1" after our '+' strip: refuse.
-    if (s.empty() || !(is_digit(s.front()) || (s.front() == '-' && s.size() > 1 && is_digit(s[1]))))
-        return fail(why, "not a decimal integer");
+    // from_chars takes '-' but not '+'; strip it ourselves without letting "+-1" through.
+    bool plus = !s.empty() && s.front() == '+';
+    if (plus) s.remove_prefix(1);
+    bool minus = !plus && s.size() > 1 && s.front() == '-';
+    if (s.empty() || !is_digit(s[minus ? 1 : 0])) return fail(why, "not a decimal integer");
     int64_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
     if (ec == std::errc::result_out_of_range) return fail(why, "out of range for a 64-bit integer");
@@ -130,10 +140,11 @@ std::optional<int64_t> parse_size(std::string_view text, std::string* why) {
         constexpr std::string_view kPrefixes = "kmgt";
         size_t p = kPrefixes.find(lower(unit.front()));
         std::string_view rest = unit.substr(1);
-        if (p != std::string_view::npos && (rest.empty() || iequals(rest, "b") || iequals(rest, "ib")))
+        if (p != std::string_view::npos &&
+            (rest.empty() || iequals(rest, "b") || iequals(rest, "ib")))
             mult = int64_t(1) << (10 * (p + 1));
     }
-    if (mult == 0) return fail(why, "unknown unit (use B, K, M, G or T)");
+    if (mult == 0) return fail(why, "unknown unit");
     int64_t out = 0;
     if (const char* err = scale(n, mult, "not a whole number of bytes", out)) return fail(why, err);
     return out;
@@ -153,8 +164,7 @@ std::optional<int64_t> parse_duration(std::string_view text, std::string* why) {
         int64_t mult = 0;
         if (unit.empty()) {
             // Only a lone integer is milliseconds; "1h30" is more likely a typo than 1h + 30ms.
-            if (!first || !s.empty() || n.digits != 0)
-                return fail(why, "missing unit (ms, s, m, h or d)");
+            if (!first || !s.empty() || n.digits != 0) return fail(why, "missing unit");
             mult = 1;
         } else if (iequals(unit, "ms")) {
             mult = 1;
@@ -167,7 +177,7 @@ std::optional<int64_t> parse_duration(std::string_view text, std::string* why) {
         } else if (iequals(unit, "d")) {
             mult = 86400 * 1000;
         } else {
-            return fail(why, "unknown unit (use ms, s, m, h or d)");
+            return fail(why, "unknown unit");
         }
         int64_t part = 0;
         if (const char* err = scale(n, mult, "finer than a millisecond", part))
@@ -204,15 +214,24 @@ std::string format_duration(int64_t ms) {
 
 std::string type_name(uint32_t type) {
     switch (type) {
-    case PARLEY_CFG_STRING: return "string";
-    case PARLEY_CFG_INT: return "int";
-    case PARLEY_CFG_BOOL: return "bool";
-    case PARLEY_CFG_SIZE: return "size";
-    case PARLEY_CFG_DURATION: return "duration";
-    case PARLEY_CFG_ENUM: return "enum";
-    case PARLEY_CFG_LIST: return "list";
-    case PARLEY_CFG_MAP: return "map";
-    default: return "type " + std::to_string(type);
+    case PARLEY_CFG_STRING:
+        return "string";
+    case PARLEY_CFG_INT:
+        return "int";
+    case PARLEY_CFG_BOOL:
+        return "bool";
+    case PARLEY_CFG_SIZE:
+        return "size";
+    case PARLEY_CFG_DURATION:
+        return "duration";
+    case PARLEY_CFG_ENUM:
+        return "enum";
+    case PARLEY_CFG_LIST:
+        return "list";
+    case PARLEY_CFG_MAP:
+        return "map";
+    default:
+        return "type " + std::to_string(type);
     }
 }
 

@@ -17,10 +17,18 @@ using detail::range_text;
 // of aliases of lists of aliases...); past this it is refused instead of expanded.
 constexpr size_t kMaxValues = 1'000'000;
 
-bool is_scalar_type(uint32_t t) { return t >= PARLEY_CFG_STRING && t <= PARLEY_CFG_ENUM; }
-bool has_children(const Key& k) { return k.children != nullptr && k.children_len > 0; }
-bool is_list_of_maps(const Key& k) { return k.item_type == 0 && has_children(k); }
-bool bounded(const Key& k) { return k.min <= k.max; }
+bool is_scalar_type(uint32_t t) {
+    return t >= PARLEY_CFG_STRING && t <= PARLEY_CFG_ENUM;
+}
+bool has_children(const Key& k) {
+    return k.children != nullptr && k.children_len > 0;
+}
+bool is_list_of_maps(const Key& k) {
+    return k.item_type == 0 && has_children(k);
+}
+bool bounded(const Key& k) {
+    return k.min <= k.max;
+}
 
 size_t lookup(const Key* schema, size_t n, std::string_view name) {
     for (size_t i = 0; i < n; ++i)
@@ -46,8 +54,7 @@ struct Ctx {
         if (++values <= kMaxValues) return true;
         if (values == kMaxValues + 1)
             error(at, path,
-                  "configuration too large (more than " + std::to_string(kMaxValues) +
-                      " values)");
+                  "configuration too large (more than " + std::to_string(kMaxValues) + " values)");
         else
             ++errors;
         return false;
@@ -60,26 +67,39 @@ struct Ctx {
 
 std::string expected(const Key& k, uint32_t type) {
     switch (type) {
-    case PARLEY_CFG_STRING: return "a string";
-    case PARLEY_CFG_INT: return "an integer";
-    case PARLEY_CFG_BOOL: return "a boolean (true/false, yes/no, on/off)";
-    case PARLEY_CFG_SIZE: return "a size (e.g. 512, 64K, 2M, 1G)";
-    case PARLEY_CFG_DURATION: return "a duration (e.g. 250ms, 30s, 5m, 24h)";
-    case PARLEY_CFG_ENUM: return "one of: " + detail::join(detail::split_enum(k.enum_values), ", ");
-    case PARLEY_CFG_LIST: return "a list";
-    case PARLEY_CFG_MAP: return "a mapping";
-    default: return type_name(type);
+    case PARLEY_CFG_STRING:
+        return "a string";
+    case PARLEY_CFG_INT:
+        return "an integer";
+    case PARLEY_CFG_BOOL:
+        return "a boolean (true/false, yes/no, on/off)";
+    case PARLEY_CFG_SIZE:
+        return "a size (e.g. 512, 64K, 2M, 1G)";
+    case PARLEY_CFG_DURATION:
+        return "a duration (e.g. 250ms, 30s, 5m, 24h)";
+    case PARLEY_CFG_ENUM:
+        return "one of: " + detail::join(detail::split_enum(k.enum_values), ", ");
+    case PARLEY_CFG_LIST:
+        return "a list";
+    case PARLEY_CFG_MAP:
+        return "a mapping";
+    default:
+        return type_name(type);
     }
 }
 
 // Converts scalar text to `type` with the key's min/max/enum_values. Empty string = ok.
 std::string convert_scalar(const Key& k, uint32_t type, const std::string& text, Value& v) {
+    // Checked first: an out-of-range value must not even be stored in the enum.
+    if (!is_scalar_type(type))
+        return "the plugin's schema gives this key an unknown " + type_name(type);
     v.type = parley_t_config_type(type);
     v.str = text;
     std::string why;
     std::optional<int64_t> num;
     switch (type) {
-    case PARLEY_CFG_STRING: return {};
+    case PARLEY_CFG_STRING:
+        return {};
     case PARLEY_CFG_BOOL: {
         auto b = parse_bool(text);
         if (!b) return "expected " + expected(k, type) + ", found " + quote(text);
@@ -107,17 +127,18 @@ std::string convert_scalar(const Key& k, uint32_t type, const std::string& text,
         break;
     case PARLEY_CFG_SIZE:
         num = parse_size(text, &why);
-        if (!num)
-            return "invalid size " + quote(text) + ": " + why + " (use e.g. 512, 64K, 2M, 1G)";
+        if (!num) return "invalid size " + quote(text) + ": " + why + "; use e.g. 512, 64K, 2M, 1G";
         break;
     case PARLEY_CFG_DURATION:
         num = parse_duration(text, &why);
         if (!num)
             return "invalid duration " + quote(text) + ": " + why +
-                   " (use e.g. 250ms, 30s, 5m, 24h; a plain number is milliseconds)";
+                   "; use e.g. 250ms, 30s, 5m, 24h, or plain milliseconds";
         break;
-    default: return "the plugin's schema gives this key an unknown " + type_name(type);
+    default:
+        break; // unreachable: checked above
     }
+    if (!num) return "the plugin's schema gives this key an unknown " + type_name(type);
     v.i = *num;
     if (bounded(k) && (v.i < k.min || v.i > k.max))
         return quote(text) + " is out of range; must be " + range_text(type, k.min, k.max);
@@ -127,15 +148,17 @@ std::string convert_scalar(const Key& k, uint32_t type, const std::string& text,
 void mark_defaulted(Value& v) {
     v.mark = {};
     v.defaulted = true;
-    for (auto& item : v.items) mark_defaulted(item);
-    for (auto& [name, child] : v.entries) mark_defaulted(child);
+    for (auto& item : v.items)
+        mark_defaulted(item);
+    for (auto& [name, child] : v.entries)
+        mark_defaulted(child);
 }
 
 void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
                   const std::string& prefix, Value& out, int depth);
 
-std::optional<Value> validate_value(Ctx& ctx, const YAML::Node& node, const Key& k,
-                                    uint32_t type, const std::string& path, int depth) {
+std::optional<Value> validate_value(Ctx& ctx, const YAML::Node& node, const Key& k, uint32_t type,
+                                    const std::string& path, int depth) {
     if (depth > kMaxDepth) {
         ctx.error(node, path, "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
         return std::nullopt;
@@ -166,12 +189,15 @@ std::optional<Value> validate_value(Ctx& ctx, const YAML::Node& node, const Key&
         for (const auto& item : node) {
             std::string ipath = path + "[" + std::to_string(idx++) + "]";
             if (item.IsNull()) {
-                ctx.error(item, ipath, "empty list item");
+                // yaml-cpp marks an empty item at the token after it; the list's own mark and
+                // the index in the path are more accurate.
+                ctx.error(node, ipath, "empty list item");
                 continue;
             }
             if (is_list_of_maps(k)) {
                 if (!item.IsMap()) {
-                    ctx.error(item, ipath, "expected a mapping, found " + detail::describe_node(item));
+                    ctx.error(item, ipath,
+                              "expected a mapping, found " + detail::describe_node(item));
                     continue;
                 }
                 Value m;
@@ -263,9 +289,10 @@ void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
             if (schema[i].name && !(schema[i].flags & PARLEY_CFG_DEPRECATED))
                 allowed.push_back(schema[i].name);
         std::unordered_map<std::string, YAML::Node> seen;
-        for (auto it = node.begin(); it != node.end(); ++it) {
-            const YAML::Node& kn = it->first;
-            const YAML::Node& vn = it->second;
+        // By value: yaml-cpp iterators yield temporaries (see load.cpp).
+        for (const auto& kv : node) {
+            const YAML::Node& kn = kv.first;
+            const YAML::Node& vn = kv.second;
             if (!kn.IsScalar()) {
                 ctx.error(kn, prefix, detail::key_problem(kn));
                 continue;
@@ -280,14 +307,14 @@ void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
             if (idx == SIZE_MAX) {
                 std::string msg;
                 if (name == "<<") {
-                    msg = "YAML merge keys ('<<') are not supported";
+                    msg = "YAML merge keys ('<<') are not supported;";
                 } else {
-                    msg = "unknown key " + quote(name);
+                    msg = "unknown key " + quote(name) + ";";
                     if (auto s = detail::suggest(name, allowed); !s.empty())
-                        msg += "; did you mean " + quote(s) + "?";
+                        msg += " did you mean " + quote(s) + "?";
                 }
-                msg += allowed.empty() ? "; this section takes no keys"
-                                       : "; allowed keys: " + detail::join(allowed, ", ");
+                msg += allowed.empty() ? " this section takes no keys"
+                                       : " allowed keys: " + detail::join(allowed, ", ");
                 ctx.error(kn, path, std::move(msg));
                 continue;
             }
@@ -311,7 +338,7 @@ void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
         if (!k.name) continue;
         std::string path = detail::join_path(prefix, k.name);
         if (found[i]) {
-            out.entries.emplace_back(k.name, std::move(*found[i]));
+            out.entries.push_back({k.name, std::move(*found[i])});
             continue;
         }
         if (state[i] == State::Given) continue; // invalid; already reported
@@ -324,7 +351,7 @@ void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
         }
         if (k.default_value) {
             if (auto v = default_value(ctx, k, path, node, depth))
-                out.entries.emplace_back(k.name, std::move(*v));
+                out.entries.push_back({k.name, std::move(*v)});
             continue;
         }
         if (k.type == PARLEY_CFG_MAP) {
@@ -336,10 +363,10 @@ void validate_map(Ctx& ctx, const YAML::Node& node, const Key* schema, size_t n,
                 needs_input |= (k.children[c].flags & PARLEY_CFG_REQUIRED) != 0;
             if (needs_input) continue;
             Value m;
-            validate_map(ctx, YAML::Node(), k.children, has_children(k) ? k.children_len : 0,
-                         path, m, depth + 1);
+            validate_map(ctx, YAML::Node(), k.children, has_children(k) ? k.children_len : 0, path,
+                         m, depth + 1);
             mark_defaulted(m);
-            out.entries.emplace_back(k.name, std::move(m));
+            out.entries.push_back({k.name, std::move(m)});
         }
     }
 }
@@ -383,8 +410,7 @@ void check_keys(const Key* schema, size_t n, const std::string& prefix, int dept
                 problem("LIST needs item_type (list of scalars) or children (list of maps)");
             else if (k.item_type != 0 && !is_scalar_type(k.item_type))
                 problem("LIST item_type must be a scalar type, not " + type_name(k.item_type));
-            else if (k.item_type == PARLEY_CFG_ENUM &&
-                     detail::split_enum(k.enum_values).empty())
+            else if (k.item_type == PARLEY_CFG_ENUM && detail::split_enum(k.enum_values).empty())
                 problem("LIST of ENUM without enum_values");
         }
         if ((k.flags & PARLEY_CFG_REQUIRED) && k.default_value)
@@ -430,7 +456,9 @@ bool validate(const YAML::Node& node, const parley_t_config_key* schema, size_t 
     out = Value{};
     Ctx ctx{std::move(file), diag};
     try {
-        validate_map(ctx, node, schema, n, path_prefix, out, 1);
+        // An invalid node (from a failed const lookup) throws on most accessors; it means
+        // "not there", like null.
+        validate_map(ctx, node.IsDefined() ? node : YAML::Node(), schema, n, path_prefix, out, 1);
     } catch (const std::exception& e) {
         // yaml-cpp accessors may throw on nodes we did not expect; report, never propagate.
         ctx.error(YAML::Node(), path_prefix, std::string("internal error: ") + e.what());

@@ -29,13 +29,14 @@ bool next_segment(std::string_view& path, std::string_view& seg) {
 bool scalar_equal(const Value& a, const Value& b) {
     switch (a.type) {
     case PARLEY_CFG_STRING:
-    case PARLEY_CFG_ENUM: return a.str == b.str;
-    default: return a.i == b.i;
+    case PARLEY_CFG_ENUM:
+        return a.str == b.str;
+    default:
+        return a.i == b.i;
     }
 }
 
-void diff(const Value& a, const Value& b, const std::string& path,
-          std::vector<std::string>& out) {
+void diff(const Value& a, const Value& b, const std::string& path, std::vector<std::string>& out) {
     auto sub = [&](std::string_view k) {
         return path.empty() ? std::string(k) : path + "." + std::string(k);
     };
@@ -134,7 +135,8 @@ bool equal(const Value& a, const Value& b) {
     case PARLEY_CFG_LIST:
         return std::equal(a.items.begin(), a.items.end(), b.items.begin(), b.items.end(),
                           [](const Value& x, const Value& y) { return equal(x, y); });
-    default: return scalar_equal(a, b);
+    default:
+        return scalar_equal(a, b);
     }
 }
 

@@ -9,11 +9,21 @@ std::string json_escape(std::string_view s) {
     out.reserve(s.size() + 8);
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20) {
                 char buf[8];
@@ -42,10 +52,12 @@ int64_t unix_ms() {
 }
 
 std::unique_ptr<Dialect> make_link(const Env& env);
+std::unique_ptr<Dialect> make_bench(const Env& env);
 std::unique_ptr<Dialect> make_raw(const Env& env);
 
 std::unique_ptr<Dialect> make(std::string_view name, const Env& env) {
     if (name == "link") return make_link(env);
+    if (name == "bench") return make_bench(env);
     if (name == "raw") return make_raw(env);
     return nullptr;
 }

@@ -29,8 +29,8 @@ struct HttpReply {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
-    std::string headers;    // extra "Name: value\r\n" lines
-    std::string file;       // serve this file of the web root instead of `body`
+    std::string headers; // extra "Name: value\r\n" lines
+    std::string file;    // serve this file of the web root instead of `body`
 };
 
 class Conn;
@@ -68,7 +68,9 @@ class Session {
     virtual ~Session() = default;
     virtual void on_open(Conn& c) = 0;
     virtual void on_text(Conn& c, std::string_view msg) = 0;
-    virtual void on_binary(Conn& c, std::string_view) { c.close(1003, "binary frames not accepted"); }
+    virtual void on_binary(Conn& c, std::string_view) {
+        c.close(1003, "binary frames not accepted");
+    }
     // The transport dropped a message over the rate limit; tell the client in its dialect.
     virtual void on_rate_limited(Conn&) {}
     // The connection is gone; publish leave notices to others. Do not send to `c`.

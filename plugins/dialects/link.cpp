@@ -50,7 +50,8 @@ std::string query_param(std::string_view q, std::string_view name) {
         auto amp = q.find('&');
         auto part = q.substr(0, amp);
         auto eq = part.find('=');
-        if (part.substr(0, eq) == name) return std::string(eq == part.npos ? "" : part.substr(eq + 1));
+        if (part.substr(0, eq) == name)
+            return std::string(eq == part.npos ? "" : part.substr(eq + 1));
         if (amp == q.npos) break;
         q.remove_prefix(amp + 1);
     }
@@ -59,7 +60,8 @@ std::string query_param(std::string_view q, std::string_view name) {
 
 std::string lower(std::string_view s) {
     std::string out(s);
-    for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : out)
+        c = char(std::tolower(static_cast<unsigned char>(c)));
     return out;
 }
 
@@ -166,14 +168,19 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                     break;
                 }
                 auto v = field.value();
-                if (k == "type") err = v.get_string().get(type);
-                else if (k == "iv") err = v.get_string().get(iv);
-                else if (k == "ciphertext") err = v.get_string().get(ct);
+                if (k == "type")
+                    err = v.get_string().get(type);
+                else if (k == "iv")
+                    err = v.get_string().get(iv);
+                else if (k == "ciphertext")
+                    err = v.get_string().get(ct);
                 else if (k == "to") {
                     has_to = true;
                     err = v.get_string().get(to);
-                } else if (k == "password") err = v.get_string().get(password);
-                else if (k == "create") err = v.get_bool().get(create);
+                } else if (k == "password")
+                    err = v.get_string().get(password);
+                else if (k == "create")
+                    err = v.get_bool().get(create);
                 if (err) break;
             }
         }
@@ -213,14 +220,16 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
         auto st = host()->room_join(ctx(), c.id(), sdk::bytes(room_), sdk::bytes(client_), &jr);
         if (st != PARLEY_OK) {
             c.hold(false);
-            c.send_text(R"({"type":"error","code":"room_full","message":"room or connection limit reached"})");
+            c.send_text(
+                R"({"type":"error","code":"room_full","message":"room or connection limit reached"})");
             c.close(1008, "room limit");
             return;
         }
         if (jr.created && !sh_->creations.take(c.peer_key(), sh_->cfg.rooms_per_ip)) {
             host()->room_leave(ctx(), c.id(), sdk::bytes(room_), nullptr);
             c.hold(false);
-            c.send_text(R"({"type":"error","code":"room_limit","message":"too many rooms created from this address"})");
+            c.send_text(
+                R"({"type":"error","code":"room_limit","message":"too many rooms created from this address"})");
             c.close(1008, "room creation limit");
             return;
         }
@@ -245,9 +254,8 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                     }
                 frame += "]}";
                 auto self = f->self;
-                f->poster->post(f->tag, [self, frame = std::move(frame)](Conn& c) {
-                    self->welcome(c, frame);
-                });
+                f->poster->post(
+                    f->tag, [self, frame = std::move(frame)](Conn& c) { self->welcome(c, frame); });
             },
             f.get());
         if (fst == PARLEY_OK)
@@ -316,9 +324,10 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                 std::unique_ptr<Done> d(static_cast<Done*>(u));
                 if (st == PARLEY_OK) return;
                 d->poster->post(d->tag, [st](Conn& c) {
-                    c.send_text(st == PARLEY_ERR_LIMIT
-                                    ? R"({"type":"error","code":"store_full","message":"message not stored"})"
-                                    : R"({"type":"error","code":"unavailable","message":"message not stored"})");
+                    c.send_text(
+                        st == PARLEY_ERR_LIMIT
+                            ? R"({"type":"error","code":"store_full","message":"message not stored"})"
+                            : R"({"type":"error","code":"unavailable","message":"message not stored"})");
                 });
             },
             d.get());
@@ -352,10 +361,12 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
 
     void cleared(Conn& c, parley_t_status st) {
         if (st != PARLEY_OK)
-            return c.send_text(R"({"type":"error","code":"unavailable","message":"history not cleared"})");
+            return c.send_text(
+                R"({"type":"error","code":"unavailable","message":"history not cleared"})");
         auto f = sh_->host.frame_of(R"({"type":"history_cleared","by":")" + client_ + "\"}");
         host()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
-        publish_system(c, "history_cleared", host()->room_members(ctx(), sdk::bytes(room_), nullptr, nullptr), false);
+        publish_system(c, "history_cleared",
+                       host()->room_members(ctx(), sdk::bytes(room_), nullptr, nullptr), false);
     }
 
     void on_auth(Conn& c, std::string password, bool create) {
@@ -366,16 +377,18 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
         std::string peer_key = "p:" + std::to_string(c.peer_key());
         if (!sh_->throttle.allowed(room_key, sh_->cfg.password_attempts) ||
             !sh_->throttle.allowed(peer_key, sh_->cfg.password_attempts)) {
-            c.send_text(R"({"type":"error","code":"too_many_attempts","message":"try again later"})");
+            c.send_text(
+                R"({"type":"error","code":"too_many_attempts","message":"try again later"})");
             c.close(1008, "too many attempts");
             return;
         }
         std::string stored;
         char buf[crypto_pwhash_STRBYTES];
         size_t len = 0;
-        bool has_password = host()->room_meta_get(ctx(), sdk::bytes(room_), PARLEY_META_PASSWORD_HASH,
-                                                  buf, sizeof buf, &len) == PARLEY_OK &&
-                            len > 0 && len < sizeof buf;
+        bool has_password =
+            host()->room_meta_get(ctx(), sdk::bytes(room_), PARLEY_META_PASSWORD_HASH, buf,
+                                  sizeof buf, &len) == PARLEY_OK &&
+            len > 0 && len < sizeof buf;
         if (has_password) {
             // Also for create:true: a client re-creating a room after a reconnect proves the
             // password like everyone else.
@@ -441,7 +454,8 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
             if (!j.ok ||
                 host()->room_meta_set(ctx(), sdk::bytes(room_), PARLEY_META_PASSWORD_HASH,
                                       sdk::bytes(j.hash), PARLEY_META_SET_ONCE) != PARLEY_OK)
-                return c.send_text(R"({"type":"error","code":"password_not_set","message":"room already has a password"})");
+                return c.send_text(
+                    R"({"type":"error","code":"password_not_set","message":"room already has a password"})");
             return c.send_text(R"({"type":"auth_ok"})");
         }
         if (j.ok) {
@@ -465,7 +479,8 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
                 auto self = l->self;
                 l->poster->post(l->tag, [self](Conn& c) {
                     self->auth_busy_ = false;
-                    c.send_text(R"({"type":"error","code":"bad_password","message":"wrong password"})");
+                    c.send_text(
+                        R"({"type":"error","code":"bad_password","message":"wrong password"})");
                     c.close(1008, "wrong password");
                 });
             },
@@ -544,10 +559,10 @@ class Link final : public Dialect {
             auto& h = sh_->host;
             uint32_t members = h.table()->room_members(h.ctx(), sdk::bytes(room), nullptr, nullptr);
             size_t len = 0;
-            bool exists = h.table()->room_meta_get(h.ctx(), sdk::bytes(room),
-                                                   PARLEY_META_PASSWORD_HASH, nullptr, 0,
-                                                   &len) != PARLEY_ERR_NOT_FOUND ||
-                          members > 0;
+            bool exists =
+                h.table()->room_meta_get(h.ctx(), sdk::bytes(room), PARLEY_META_PASSWORD_HASH,
+                                         nullptr, 0, &len) != PARLEY_ERR_NOT_FOUND ||
+                members > 0;
             bool pw = len > 0;
             rep.content_type = "application/json";
             rep.body = std::string(R"({"exists":)") + (exists ? "true" : "false") +

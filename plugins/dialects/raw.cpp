@@ -13,8 +13,8 @@ class RawSession final : public Session {
     void on_open(Conn& c) override {
         if (room_ == "echo") return;
         parley_t_join_result jr{sizeof jr};
-        auto st = host_.table()->room_join(host_.ctx(), c.id(), sdk::bytes(room_), sdk::bytes(""),
-                                           &jr);
+        auto st =
+            host_.table()->room_join(host_.ctx(), c.id(), sdk::bytes(room_), sdk::bytes(""), &jr);
         if (st == PARLEY_ERR_LIMIT) c.close(1008, "room full");
     }
     void on_text(Conn& c, std::string_view msg) override {
@@ -57,6 +57,8 @@ class Raw final : public Dialect {
 
 } // namespace
 
-std::unique_ptr<Dialect> make_raw(const Env& env) { return std::make_unique<Raw>(env); }
+std::unique_ptr<Dialect> make_raw(const Env& env) {
+    return std::make_unique<Raw>(env);
+}
 
 } // namespace parley::dialect

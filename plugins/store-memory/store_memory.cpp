@@ -48,7 +48,8 @@ class MemoryStore final : public parley::sdk::Plugin {
         m_bytes_ = host.gauge("parley_store_bytes", "Bytes held by the store.");
         m_records_ = host.gauge("parley_store_records", "History records held.");
         m_blobs_ = host.gauge("parley_store_blobs", "Blobs held.");
-        m_full_ = host.counter("parley_store_full_total", "Writes refused because the store is full.");
+        m_full_ =
+            host.counter("parley_store_full_total", "Writes refused because the store is full.");
         m_expired_ = host.counter("parley_store_expired_total", "Records and blobs expired.");
     }
 
@@ -90,7 +91,8 @@ class MemoryStore final : public parley::sdk::Plugin {
                 h.insert(pos, std::move(e));
                 bytes_ += record.size();
                 ++records_;
-                while (h.size() > history_limit_) drop_front(h);
+                while (h.size() > history_limit_)
+                    drop_front(h);
             }
             publish_gauges();
         }
@@ -113,7 +115,8 @@ class MemoryStore final : public parley::sdk::Plugin {
         if (max && copy.size() > max) copy.erase(copy.begin(), copy.end() - max);
         std::vector<parley_t_history_entry> out;
         out.reserve(copy.size());
-        for (auto& [seq, rec] : copy) out.push_back({seq, {rec.data(), rec.size()}});
+        for (auto& [seq, rec] : copy)
+            out.push_back({seq, {rec.data(), rec.size()}});
         fn(user, PARLEY_OK, out.data(), out.size());
     }
 
@@ -122,7 +125,8 @@ class MemoryStore final : public parley::sdk::Plugin {
             std::lock_guard lk(mu_);
             auto it = history_.find(std::string(room));
             if (it != history_.end()) {
-                while (!it->second.empty()) drop_front(it->second);
+                while (!it->second.empty())
+                    drop_front(it->second);
                 history_.erase(it);
             }
             publish_gauges();
@@ -262,7 +266,8 @@ class MemoryStore final : public parley::sdk::Plugin {
     void sweep_locked_expired() {
         int64_t now = now_ms();
         for (auto& [_, h] : history_)
-            while (!h.empty() && h.front().expires_ms <= now) drop_front(h);
+            while (!h.empty() && h.front().expires_ms <= now)
+                drop_front(h);
     }
     static parley_t_blob view_of(const std::string& id, const Blob& b) {
         return parley_t_blob{{id.data(), id.size()},

@@ -20,24 +20,42 @@ constexpr auto kCloseLinger = std::chrono::seconds(2);
 
 const char* reason_phrase(int status) {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -63,8 +81,8 @@ void async_respond(parley_t_http_response* self, int status, parley_t_bytes ct,
 
 Connection::Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip)
     : r_(r), t_(r.transport()), fd_(fd), tag_(tag), admin_(admin), ip_(std::move(ip)),
-      peer_key_(ip_.empty() ? 0 : t_.peer_key(ip_)), created_(Clock::now()),
-      last_rx_(created_), tokens_at_(created_) {}
+      peer_key_(ip_.empty() ? 0 : t_.peer_key(ip_)), created_(Clock::now()), last_rx_(created_),
+      request_since_(created_), tokens_at_(created_) {}
 
 Connection::~Connection() {
     teardown();
@@ -81,8 +99,10 @@ void Connection::teardown() {
         t_.host().add(t_.metrics().connections, -1);
     }
     session_.reset();
-    for (auto& it : out_) host->frame_release(it.frame);
-    for (auto* f : held_) host->frame_release(f);
+    for (auto& it : out_)
+        host->frame_release(it.frame);
+    for (auto* f : held_)
+        host->frame_release(f);
     t_.queued_total().fetch_sub(int64_t(out_bytes_));
     out_.clear();
     held_.clear();
@@ -106,8 +126,14 @@ void Connection::on_readable() {
             if (state_ == State::WebSocket || state_ == State::Closing) {
                 on_ws_bytes(buf, size_t(n));
             } else if (state_ == State::Http) {
-                in_.append(reinterpret_cast<char*>(buf), size_t(n));
-                on_http();
+                if (!close_after_flush) { // else answered and closing: the rest is ignored
+                    if (!request_pending_) {
+                        request_pending_ = true;
+                        request_since_ = last_rx_;
+                    }
+                    in_.append(reinterpret_cast<char*>(buf), size_t(n));
+                    on_http();
+                }
             } else if (state_ == State::HttpWaiting) {
                 in_.append(reinterpret_cast<char*>(buf), size_t(n)); // pipelined: later
                 if (in_.size() > kMaxHead + t_.settings()->max_http_body) return teardown();
@@ -131,15 +157,16 @@ void Connection::on_readable() {
 // HTTP
 
 void Connection::on_http() {
-    while (state_ == State::Http && !in_.empty()) {
+    // Nothing after a response that ends the connection (an error, or Connection: close).
+    while (state_ == State::Http && !in_.empty() && !close_after_flush) {
         if (!head_.complete()) {
             auto res = head_.feed(in_);
             if (res.status == HttpParseStatus::Error) {
                 t_.host().add(t_.metrics().handshake_failures);
                 keep_alive_ = false;
                 close_after_flush = true;
-                send_http(res.error_status ? res.error_status : 400, "text/plain",
-                          "bad request\n", "");
+                send_http(res.error_status ? res.error_status : 400, "text/plain", "bad request\n",
+                          "");
                 return;
             }
             in_.erase(0, res.consumed);
@@ -166,6 +193,8 @@ void Connection::on_http() {
         keep_alive_ = head_.keep_alive();
         t_.host().add(t_.metrics().http_requests);
         handle_request(head_, body);
+        request_pending_ = !in_.empty(); // a pipelined request starts now
+        request_since_ = Clock::now();
         if (state_ == State::Http) {
             head_.reset();
             if (!keep_alive_) close_after_flush = true;
@@ -173,21 +202,25 @@ void Connection::on_http() {
     }
 }
 
+std::string Connection::security_headers(Transport& t) {
+    // Security headers on every response, whatever produced it.
+    return "Content-Security-Policy: " + t.dialect().csp() +
+           "\r\n"
+           "X-Frame-Options: DENY\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
+           "X-Content-Type-Options: nosniff\r\nCross-Origin-Opener-Policy: same-origin\r\n"
+           "Cross-Origin-Resource-Policy: same-origin\r\nPermissions-Policy: " +
+           t.settings()->permissions_policy + "\r\n";
+}
+
 void Connection::send_http(int status, std::string_view content_type, std::string_view body,
                            std::string_view extra_headers, bool head_only) {
-    auto s = t_.settings();
     std::string r;
     r.reserve(512 + body.size());
     r += "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
     r += "Content-Type: ";
     r += content_type;
     r += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-    // Security headers on every response, whatever produced it.
-    r += "Content-Security-Policy: " + t_.dialect().csp() + "\r\n";
-    r += "X-Frame-Options: DENY\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
-         "X-Content-Type-Options: nosniff\r\nCross-Origin-Opener-Policy: same-origin\r\n"
-         "Cross-Origin-Resource-Policy: same-origin\r\n";
-    r += "Permissions-Policy: " + s->permissions_policy + "\r\n";
+    r += security_headers(t_);
     r += extra_headers;
     r += keep_alive_ && !close_after_flush ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     r += "\r\n";
@@ -200,6 +233,9 @@ void Connection::respond_async(int status, std::string_view ct, std::string_view
                                std::string_view body) {
     if (state_ != State::HttpWaiting) return;
     state_ = State::Http;
+    head_.reset(); // the answered request's head: the next one (maybe pipelined) starts afresh
+    request_pending_ = !in_.empty();
+    request_since_ = Clock::now();
     send_http(status, ct.empty() ? "application/octet-stream" : ct, body, headers);
     if (!keep_alive_) close_after_flush = true;
     on_http(); // pipelined requests that arrived meanwhile
@@ -235,11 +271,16 @@ void Connection::handle_request(const HttpRequestHead& head, std::string_view bo
         return t_.draining() ? send_http(503, "text/plain", "draining\n", "", is_head)
                              : send_http(200, "text/plain", "ready\n", "", is_head);
 
-    dialect::HttpRequest req{head.method(), path, query, body, [&head](std::string_view n) {
-                                 return head.header(n).value_or(std::string_view());
-                             }};
+    dialect::HttpRequest req{
+        head.method(),
+        path,
+        query,
+        body,
+        [&head](std::string_view n) { return head.header(n).value_or(std::string_view()); },
+        peer_key_};
     if (head.method() == "GET" || is_head) {
-        if (auto* f = t_.static_file(path)) return send_http(200, f->content_type, f->body, "", is_head);
+        if (auto* f = t_.static_file(path))
+            return send_http(200, f->content_type, f->body, "", is_head);
     }
     // Kernel routes (registered by service plugins, e.g. the relay blob API).
     auto resp = std::make_unique<AsyncResponse>();
@@ -255,13 +296,11 @@ void Connection::handle_request(const HttpRequestHead& head, std::string_view bo
         *out = {v->data(), v->size()};
         return 1;
     };
-    parley_t_http_request kreq{sizeof(parley_t_http_request),
-                               {head.method().data(), head.method().size()},
-                               {path.data(), path.size()},
-                               {query.data(), query.size()},
-                               {body.data(), body.size()},
-                               header_fn,
-                               const_cast<HttpRequestHead*>(&head)};
+    parley_t_http_request kreq{
+        sizeof(parley_t_http_request),      {head.method().data(), head.method().size()},
+        {path.data(), path.size()},         {query.data(), query.size()},
+        {body.data(), body.size()},         header_fn,
+        const_cast<HttpRequestHead*>(&head)};
     state_ = State::HttpWaiting;
     auto* raw = resp.get();
     if (t_.host().table()->http_dispatch(t_.host().ctx(), &kreq, &raw->base) == PARLEY_OK) {
@@ -304,9 +343,13 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
         return refuse(403, "origin not allowed");
     }
     if (t_.draining()) return refuse(503, "draining");
-    dialect::HttpRequest req{head.method(), path, query, "", [&head](std::string_view n) {
-                                 return head.header(n).value_or(std::string_view());
-                             }};
+    dialect::HttpRequest req{
+        head.method(),
+        path,
+        query,
+        "",
+        [&head](std::string_view n) { return head.header(n).value_or(std::string_view()); },
+        peer_key_};
     dialect::HttpReply refusal;
     auto session = t_.dialect().upgrade(req, refusal);
     if (!session) return refuse(refusal.status, refusal.body);
@@ -335,7 +378,8 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
 bool Connection::allow_message() {
     auto s = t_.settings();
     auto now = Clock::now();
-    tokens_ = std::min(s->burst, tokens_ + s->rate * std::chrono::duration<double>(now - tokens_at_).count());
+    tokens_ = std::min(s->burst,
+                       tokens_ + s->rate * std::chrono::duration<double>(now - tokens_at_).count());
     tokens_at_ = now;
     if (tokens_ >= 1) {
         tokens_ -= 1;
@@ -370,7 +414,9 @@ void Connection::on_ws_bytes(uint8_t* data, size_t len) {
         case EventType::Ping:
             if (state_ == State::WebSocket) queue_raw(pong_frame(ev.payload).view());
             return;
-        case EventType::Pong: ping_outstanding_ = false; return;
+        case EventType::Pong:
+            ping_outstanding_ = false;
+            return;
         case EventType::Close:
             if (state_ == State::WebSocket) {
                 // Echo the peer's code (an empty close for "no status"), then hang up.
@@ -381,8 +427,11 @@ void Connection::on_ws_bytes(uint8_t* data, size_t len) {
             close_after_flush = true;
             r_.mark_dirty(this);
             return;
-        case EventType::Error: fail(ev.code, ev.reason); return;
-        case EventType::None: return;
+        case EventType::Error:
+            fail(ev.code, ev.reason);
+            return;
+        case EventType::None:
+            return;
         }
     });
 }
@@ -441,7 +490,13 @@ void Connection::hold(bool on) {
     if (on) return;
     auto held = std::move(held_);
     held_.clear();
-    for (auto* f : held) push(f, (f->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+    held_bytes_ = 0;
+    for (auto* f : held) {
+        if (state_ == State::WebSocket)
+            push(f, (f->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+        else
+            t_.host().table()->frame_release(f); // cut while holding: nothing more goes out
+    }
 }
 
 void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
@@ -451,7 +506,10 @@ void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
     }
     if (!retained) t_.host().table()->frame_retain(frame);
     if (holding_) {
+        // Bounded like the queue itself: a client whose history never arrives is cut.
+        held_bytes_ += frame->len;
         held_.push_back(frame);
+        if (held_bytes_ > t_.settings()->send_queue) slow_consumer();
         return;
     }
     push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
@@ -467,8 +525,16 @@ void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {
     bool control = opcode >= 0x8 || opcode == 0;
     if (!control) {
         // Bounded queues: the connection's own, and the process-wide budget.
-        if (out_bytes_ + bytes > s->send_queue ||
-            t_.queued_total().load(std::memory_order_relaxed) + int64_t(bytes) > s->send_budget) {
+        auto over = [&] {
+            return out_bytes_ + bytes > s->send_queue ||
+                   t_.queued_total().load(std::memory_order_relaxed) + int64_t(bytes) >
+                       s->send_budget;
+        };
+        // A burst queued within one loop iteration has not met the socket yet: offer it first,
+        // so only a peer that really does not read is a slow consumer. A socket error is left
+        // to flush(), which tears down outside the dialect's callbacks.
+        if (over() && !out_.empty()) write_queued();
+        if (over()) {
             t_.host().table()->frame_release(frame);
             slow_consumer();
             return;
@@ -507,6 +573,22 @@ void Connection::slow_consumer() {
 
 bool Connection::flush() {
     if (fd_ < 0 || state_ == State::Dead) return false;
+    if (!write_queued()) {
+        teardown();
+        return false;
+    }
+    if (out_.empty()) slow_warned_ = false;
+    if (out_.empty() && close_after_flush) {
+        // Server closes the TCP connection first (RFC 6455 7.1.1); let the client see EOF.
+        ::shutdown(fd_, SHUT_WR);
+        teardown();
+        return false;
+    }
+    r_.update_interest(this);
+    return true;
+}
+
+bool Connection::write_queued() {
     auto* host = t_.host().table();
     while (!out_.empty()) {
         iovec iov[128];
@@ -527,7 +609,6 @@ bool Connection::flush() {
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            teardown();
             return false;
         }
         t_.host().add(t_.metrics().bytes_out, w);
@@ -548,14 +629,6 @@ bool Connection::flush() {
             }
         }
     }
-    if (out_.empty()) slow_warned_ = false;
-    if (out_.empty() && close_after_flush) {
-        // Server closes the TCP connection first (RFC 6455 7.1.1); let the client see EOF.
-        ::shutdown(fd_, SHUT_WR);
-        teardown();
-        return false;
-    }
-    r_.update_interest(this);
     return true;
 }
 
@@ -563,11 +636,11 @@ void Connection::housekeeping(Clock::time_point now) {
     if (state_ == State::Dead) return;
     auto s = t_.settings();
     if (state_ == State::Http || state_ == State::HttpWaiting) {
-        auto limit = std::chrono::milliseconds(state_ == State::Http ? s->handshake_timeout_ms
-                                                                      : 30000);
-        // A keep-alive connection with nothing pending gets the idle timeout instead.
-        if (now - (in_.empty() && state_ == State::Http ? last_rx_ : created_) > limit &&
-            now - last_rx_ > limit) {
+        auto limit =
+            std::chrono::milliseconds(state_ == State::Http ? s->handshake_timeout_ms : 30000);
+        // Counted from the request's first byte however fast bytes trickle in (slowloris), or
+        // for an idle keep-alive connection from its last request; HttpWaiting from dispatch.
+        if (now - request_since_ > limit) {
             if (state_ == State::HttpWaiting) {
                 state_ = State::Http;
                 send_http(503, "text/plain", "timeout\n", "");

@@ -35,6 +35,8 @@ class Connection final : public dialect::Conn {
     void on_readable();
     // Writes as much as the socket takes. Returns false when the connection died.
     bool flush();
+    // Writes queued frames until the socket is full; false on a socket error (no teardown).
+    bool write_queued();
     bool wants_write() const { return !out_.empty(); }
     bool epollout_armed = false;
     bool dirty = false;
@@ -46,6 +48,8 @@ class Connection final : public dialect::Conn {
     // Close immediately after what is queued is written (HTTP, failed handshakes).
     bool close_after_flush = false;
     const std::string& ip() const { return ip_; }
+    // The header lines every HTTP response carries (also the reactor's early 429).
+    static std::string security_headers(Transport& t);
 
   private:
     struct OutItem {
@@ -83,6 +87,7 @@ class Connection final : public dialect::Conn {
     std::deque<OutItem> out_;
     size_t out_bytes_ = 0;
     std::vector<parley_t_frame_hptr> held_;
+    size_t held_bytes_ = 0;
     bool holding_ = false;
     bool keep_alive_ = false;
     bool slow_warned_ = false;
@@ -91,6 +96,11 @@ class Connection final : public dialect::Conn {
     bool tore_down_ = false;
     Clock::time_point created_;
     Clock::time_point last_rx_;
+    // HTTP: bytes of a request not yet dispatched have arrived. request_since_ is the first of
+    // them, or when the connection last went idle; handshake_timeout counts from there, so a
+    // request trickled in byte by byte still has to be whole in time.
+    bool request_pending_ = false;
+    Clock::time_point request_since_;
     Clock::time_point close_deadline_{};
     double tokens_ = 0;
     Clock::time_point tokens_at_;

@@ -86,7 +86,9 @@ std::string peer_ip(const sockaddr_storage& ss) {
 
 } // namespace
 
-Reactor* Reactor::current() { return t_current; }
+Reactor* Reactor::current() {
+    return t_current;
+}
 
 Reactor::Reactor(Transport& t, int index) : t_(t), index_(index) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
@@ -150,7 +152,8 @@ void Reactor::wake() {
     if (!wake_pending_.exchange(true)) {
         uint64_t one = 1;
         ssize_t n;
-        do n = write(wake_fd_, &one, sizeof one);
+        do
+            n = write(wake_fd_, &one, sizeof one);
         while (n < 0 && errno == EINTR);
     }
 }
@@ -238,9 +241,11 @@ void Reactor::accept_on(int lfd, bool admin) {
         t_.host().add(t_.metrics().accepted);
         std::string ip = peer_ip(ss);
         if (!admin && !t_.ip_acquire(ip)) {
-            static constexpr char k429[] =
-                "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            [[maybe_unused]] auto n = ::send(fd, k429, sizeof k429 - 1, MSG_NOSIGNAL);
+            // Like every response, with the security headers.
+            std::string k429 = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 0\r\n" +
+                               Connection::security_headers(t_) + "Connection: close\r\n\r\n";
+            [[maybe_unused]] auto n = ::send(fd, k429.data(), k429.size(), MSG_NOSIGNAL);
             close(fd);
             t_.host().add(t_.metrics().per_ip_refused);
             continue;
@@ -350,7 +355,13 @@ void Reactor::run() {
             if (!c) continue;
             uint32_t e = events[i].events;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->on_readable();
-            if ((e & EPOLLOUT) && c->state() != Connection::State::Dead) mark_dirty(c);
+            // A dead connection leaves epoll now: its fd stays readable (level-triggered) and
+            // would spin this loop until housekeeping freed it.
+            if (c->state() == Connection::State::Dead) {
+                release(c);
+                continue;
+            }
+            if (e & EPOLLOUT) mark_dirty(c);
         }
         drain_mailbox();
         // Combined flush: each touched connection writes once per iteration.

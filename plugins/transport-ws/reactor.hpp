@@ -93,8 +93,14 @@ class Reactor final {
 inline uint64_t make_tag(int reactor, uint32_t gen, uint32_t slot) {
     return (uint64_t(reactor) << 56) | (uint64_t(gen & 0xFFFFFF) << 32) | slot;
 }
-inline int tag_reactor(uint64_t tag) { return int(tag >> 56); }
-inline uint32_t tag_gen(uint64_t tag) { return uint32_t(tag >> 32) & 0xFFFFFF; }
-inline uint32_t tag_slot(uint64_t tag) { return uint32_t(tag); }
+inline int tag_reactor(uint64_t tag) {
+    return int(tag >> 56);
+}
+inline uint32_t tag_gen(uint64_t tag) {
+    return uint32_t(tag >> 32) & 0xFFFFFF;
+}
+inline uint32_t tag_slot(uint64_t tag) {
+    return uint32_t(tag);
+}
 
 } // namespace parley::ws

@@ -4,6 +4,8 @@
 
 #include <sodium.h>
 
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +30,57 @@ constexpr parley_t_config_key kLinkKeys[] = {
               "Fixed delay before answering a wrong room password."),
     key_range("password_attempts", PARLEY_CFG_INT, "5", 1, 1000,
               "Wrong passwords per minute, per room and per client, before refusing."),
+    key_range("rooms_per_ip", PARLEY_CFG_INT, "100", 1, 1000000,
+              "Rooms one client address may create per hour (ByteChat's MAX_ROOMS_PER_IP)."),
+};
+
+// bench.* keys are read once when the instance is created (a change needs a restart).
+constexpr parley_t_config_key kBenchKeys[] = {
+    key("env_compat", PARLEY_CFG_BOOL, "false",
+        "Read BenchTalks' environment variables PORT, MAX_FILE_SIZE, BENCH_ID and NATS_PEERS at "
+        "start; each one set overrides the profile's value (port, bench.max_file_size, "
+        "bench.bench_id, bench.nats_peers).",
+        PARLEY_CFG_RESTART),
+    key_range("max_file_size", PARLEY_CFG_SIZE, "10M", 1, 40 << 20,
+              "Largest image in bytes before encryption (BenchTalks' MAX_FILE_SIZE); image "
+              "payloads up to its encrypted base64 size are relayed. max_message is raised to fit.",
+              PARLEY_CFG_RESTART),
+    key_range("max_text", PARLEY_CFG_SIZE, "256K", 64, 16 << 20,
+              "Largest encrypted text message payload (characters).", PARLEY_CFG_RESTART),
+    key_range("images_per_minute", PARLEY_CFG_INT, "30", 1, 100000,
+              "Images one connection may send per minute (token bucket of that depth).",
+              PARLEY_CFG_RESTART),
+    key_range("rooms_per_ip", PARLEY_CFG_INT, "100", 1, 1000000,
+              "Rooms one client address may create per hour.", PARLEY_CFG_RESTART),
+    key_enum("admin_claim", "first|sticky|none", "first",
+             "Who becomes a room's admin. first: the first joiner of an empty room sets the admin "
+             "hash (BenchTalks). sticky: like first, but a room's admin hash is remembered for "
+             "admin_memory after it empties, so whoever rejoins first cannot take it over. none: "
+             "no admins (delete, make_public, ban and pairing are refused).",
+             PARLEY_CFG_RESTART),
+    key_range("admin_memory", PARLEY_CFG_DURATION, "24h", 0, 30LL * 86400 * 1000,
+              "admin_claim sticky: how long an empty room's admin hash is remembered (memory "
+              "only; forgotten at once when the admin deletes the room).",
+              PARLEY_CFG_RESTART),
+    key_range("ban_duration", PARLEY_CFG_DURATION, "24h", 1000, 365LL * 86400 * 1000,
+              "How long ban_client keeps a client address out of that room (memory only).",
+              PARLEY_CFG_RESTART),
+    key_range("invite_ttl", PARLEY_CFG_DURATION, "24h", 1000, 30LL * 86400 * 1000,
+              "Lifetime of a one-time invite (POST /api/invite).", PARLEY_CFG_RESTART),
+    key_range("max_invites", PARLEY_CFG_INT, "10000", 1, 10000000,
+              "Open invites kept at once; more are refused with 503.", PARLEY_CFG_RESTART),
+    key_range("max_invite_payload", PARLEY_CFG_SIZE, "8K", 64, 1 << 20,
+              "Largest encryptedPayload of an invite.", PARLEY_CFG_RESTART),
+    key_range("invites_per_ip", PARLEY_CFG_INT, "60", 1, 1000000,
+              "Invites one client address may create per hour.", PARLEY_CFG_RESTART),
+    key("bench_id", PARLEY_CFG_STRING, "",
+        "Stable identity of this bench in a park ([A-Za-z0-9._-]{1,64}); empty: random at "
+        "every start (BenchTalks' BENCH_ID).",
+        PARLEY_CFG_RESTART),
+    key_list("nats_peers", PARLEY_CFG_STRING,
+             "NATS addresses of the park (BenchTalks' NATS_PEERS). Federation is not implemented "
+             "yet: set, it is logged and the bench runs standalone.",
+             PARLEY_CFG_RESTART | PARLEY_CFG_SECRET),
 };
 
 constexpr parley_t_config_key kConfig[] = {
@@ -67,14 +120,14 @@ constexpr parley_t_config_key kConfig[] = {
     key_range("max_http_body", PARLEY_CFG_SIZE, "128K", 0, 64 << 20,
               "Largest HTTP request body (API routes); larger gets 413."),
     key_range("metrics_port", PARLEY_CFG_INT, "-1", -1, 65535,
-              "Admin listener for Prometheus /metrics; -1 off, 0 a free port.",
-              PARLEY_CFG_RESTART),
+              "Admin listener for Prometheus /metrics; -1 off, 0 a free port.", PARLEY_CFG_RESTART),
     key("metrics_host", PARLEY_CFG_STRING, "127.0.0.1", "Admin listener address.",
         PARLEY_CFG_RESTART),
     key("permissions_policy", PARLEY_CFG_STRING,
         "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
         "Permissions-Policy header (the relay profile with calls allows camera and mic)."),
     key_map("link", kLinkKeys, "Options of the link dialect."),
+    key_map("bench", kBenchKeys, "Options of the bench (BenchTalks) dialect."),
 };
 
 const char* mime_of(const std::filesystem::path& p) {
@@ -102,13 +155,15 @@ Transport::Transport(sdk::Host host) : Plugin(host) {
     if (sodium_init() < 0) throw std::runtime_error("libsodium init failed");
     randombytes_buf(peer_key_secret_, sizeof peer_key_secret_);
     auto s = read_settings();
+    if (s.protocol == "bench" && host.config_bool("bench.env_compat")) port_from_env(s);
+    dialect_ = dialect::make(s.protocol, dialect::Env{host, host.instance_name()});
+    if (!dialect_) throw std::runtime_error("protocol '" + s.protocol + "' is not available yet");
+    fit_dialect(s, true);
     if (s.send_queue < 2 * s.max_message)
         throw std::runtime_error("send_queue (" + std::to_string(s.send_queue) +
                                  ") must be at least twice max_message (" +
                                  std::to_string(s.max_message) + ")");
     settings_ = std::make_shared<Settings>(s);
-    dialect_ = dialect::make(s.protocol, dialect::Env{host, host.instance_name()});
-    if (!dialect_) throw std::runtime_error("protocol '" + s.protocol + "' is not available yet");
     load_static(s.web_root);
     auto& h = this->host();
     metrics_.connections = h.gauge("parley_ws_connections", "Open WebSocket connections.");
@@ -130,6 +185,33 @@ Transport::Transport(sdk::Host host) : Plugin(host) {
 }
 
 Transport::~Transport() = default;
+
+// bench.env_compat: BenchTalks deployments configure the port with $PORT; it overrides `port`.
+void Transport::port_from_env(Settings& s) const {
+    const char* v = std::getenv("PORT");
+    if (!v || !*v) return;
+    int port = -1;
+    auto [p, ec] = std::from_chars(v, v + std::strlen(v), port);
+    if (ec != std::errc() || *p || port < 0 || port > 65535)
+        throw std::runtime_error("PORT must be a TCP port number (0-65535)");
+    s.port = port;
+    host().logf(PARLEY_LOG_INFO, "PORT=%d from the environment overrides port (bench.env_compat)",
+                port);
+}
+
+// A dialect whose payload caps need bigger messages (bench images) gets them; an explicit
+// send_queue below twice max_message is still refused by the caller.
+void Transport::fit_dialect(Settings& s, bool log) const {
+    size_t need = dialect_ ? dialect_->min_message() : 0;
+    if (need <= s.max_message) return;
+    if (log)
+        host().logf(PARLEY_LOG_INFO,
+                    "max_message raised from %zu to %zu bytes to fit the %s dialect's payload "
+                    "limit",
+                    s.max_message, need, s.protocol.c_str());
+    s.max_message = need;
+    s.send_queue = std::max(s.send_queue, 2 * need);
+}
 
 Settings Transport::read_settings() const {
     auto& h = host();
@@ -255,7 +337,8 @@ parley_t_status Transport::start() {
     // Tests and operators using port 0 read the chosen port here.
     std::ofstream(std::filesystem::path(host().state_dir()) / (host().instance_name() + ".port"))
         << port << "\n";
-    for (auto& r : reactors_) r->start();
+    for (auto& r : reactors_)
+        r->start();
     host().logf(PARLEY_LOG_INFO, "listening on %s:%d (%s dialect, %d reactor threads)",
                 s->host.c_str(), port, s->protocol.c_str(), s->threads);
     return PARLEY_OK;
@@ -263,17 +346,20 @@ parley_t_status Transport::start() {
 
 void Transport::drain(uint32_t grace_ms) {
     draining_.store(true);
-    for (auto& r : reactors_) r->drain(grace_ms);
+    for (auto& r : reactors_)
+        r->drain(grace_ms);
 }
 
 void Transport::stop() {
-    for (auto& r : reactors_) r->stop();
+    for (auto& r : reactors_)
+        r->stop();
     reactors_.clear();
 }
 
 parley_t_status Transport::reload() {
     auto s = read_settings();
     auto old = settings();
+    fit_dialect(s, false);
     if (s.send_queue < 2 * s.max_message) {
         host().set_error("send_queue must be at least twice max_message");
         return PARLEY_ERR;
@@ -297,7 +383,8 @@ void Transport::deliver(const parley_t_delivery* to, size_t n, parley_t_frame_hp
     while (i < n) {
         int r = tag_reactor(to[i].tag);
         size_t j = i + 1;
-        while (j < n && tag_reactor(to[j].tag) == r) ++j;
+        while (j < n && tag_reactor(to[j].tag) == r)
+            ++j;
         if (r < int(reactors_.size())) reactors_[r]->deliver(to + i, j - i, frame);
         i = j;
     }

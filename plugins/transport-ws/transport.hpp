@@ -91,6 +91,8 @@ class Transport final : public sdk::Plugin {
 
   private:
     Settings read_settings() const;
+    void port_from_env(Settings& s) const;
+    void fit_dialect(Settings& s, bool log) const;
     void load_static(const std::string& root);
 
     mutable std::mutex settings_mu_;

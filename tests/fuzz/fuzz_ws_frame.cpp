@@ -22,14 +22,14 @@ struct Seen {
     std::string payload;
     uint16_t code;
     std::string reason;
-    bool operator==(const Seen &) const = default;
+    bool operator==(const Seen&) const = default;
 };
 
 void check(bool ok) {
     if (!ok) std::abort();
 }
 
-void check_event(const Event &e, uint64_t max_message_size) {
+void check_event(const Event& e, uint64_t max_message_size) {
     switch (e.type) {
     case EventType::Message:
         check(e.opcode == Opcode::Text || e.opcode == Opcode::Binary);
@@ -54,7 +54,7 @@ void check_event(const Event &e, uint64_t max_message_size) {
     }
 }
 
-std::vector<Seen> run(const uint8_t *data, size_t size, uint64_t max_message_size,
+std::vector<Seen> run(const uint8_t* data, size_t size, uint64_t max_message_size,
                       uint32_t chunk_seed) {
     FrameParser parser(max_message_size);
     std::vector<Seen> seen;
@@ -67,7 +67,7 @@ std::vector<Seen> run(const uint8_t *data, size_t size, uint64_t max_message_siz
         }
         // Its own heap copy, so ASan catches reads past this piece.
         std::vector<uint8_t> piece(data + offset, data + offset + n);
-        const size_t used = parser.feed(piece.data(), n, [&](const Event &e) {
+        const size_t used = parser.feed(piece.data(), n, [&](const Event& e) {
             check(seen.empty() ||
                   (seen.back().type != EventType::Close && seen.back().type != EventType::Error));
             check_event(e, max_message_size);
@@ -86,7 +86,7 @@ std::vector<Seen> run(const uint8_t *data, size_t size, uint64_t max_message_siz
 
 } // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     static constexpr uint64_t kLimits[] = {
         0, 1, 125, 126, 1000, 65536, kDefaultMaxMessageSize, UINT64_MAX};

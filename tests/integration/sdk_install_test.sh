@@ -44,7 +44,9 @@ cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 cxx=${cxx:-c++}
 
 # 1. install
-step "install SDK into $prefix" cmake --install "$build" --prefix "$prefix"
+# cmake --install installs every target, so the whole tree must be built first.
+step "install the build tree into $prefix (needs a complete build: cmake --build $build)" \
+    cmake --install "$build" --prefix "$prefix"
 for f in include/parley/plugin.h include/parley/sdk.hpp include/parley/sdk_testing.hpp; do
     [[ -f "$prefix/$f" ]] || fail "installed tree lacks $f"
 done

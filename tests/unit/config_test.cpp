@@ -86,16 +86,22 @@ Run run(const std::string& yaml, const parley_t_config_key* schema = kSchema, si
         const std::string& prefix = "plugins[0].config") {
     Run r;
     Document doc = load_yaml_string(yaml, "test.yaml", r.diag);
-    r.ok = validate(doc.root, schema, n, prefix, "test.yaml", r.value, r.diag);
+    // Like the kernel: a file the loader refused is not validated (its root would be null,
+    // which validates as "all defaults").
+    r.ok = !r.diag.has_errors() &&
+           validate(doc.root, schema, n, prefix, "test.yaml", r.value, r.diag) &&
+           !r.diag.has_errors();
     r.text = r.diag.format();
     return r;
 }
 
 std::string nested(int depth, const std::string& open, const std::string& close) {
     std::string s;
-    for (int k = 0; k < depth; ++k) s += open;
+    for (int k = 0; k < depth; ++k)
+        s += open;
     s += "x";
-    for (int k = 0; k < depth; ++k) s += close;
+    for (int k = 0; k < depth; ++k)
+        s += close;
     return s;
 }
 
@@ -133,7 +139,7 @@ TEST(ParseSize, RejectsJunkNegativesAndOverflow) {
     EXPECT_EQ(parse_size("abc", &why), std::nullopt);
     EXPECT_EQ(why, "expected a number");
     EXPECT_EQ(parse_size("12Q", &why), std::nullopt);
-    EXPECT_EQ(why, "unknown unit (use B, K, M, G or T)");
+    EXPECT_EQ(why, "unknown unit");
     EXPECT_EQ(parse_size("1.3K", &why), std::nullopt);
     EXPECT_EQ(why, "not a whole number of bytes");
     EXPECT_EQ(parse_size("1.5", &why), std::nullopt);
@@ -150,8 +156,8 @@ TEST(ParseSize, RejectsJunkNegativesAndOverflow) {
     EXPECT_EQ(why, "too many decimal places");
     EXPECT_EQ(parse_size("1K2", &why), std::nullopt);
     EXPECT_EQ(why, "unexpected characters after the number");
-    for (const char* bad : {".5K", "1KK", "0x10", "1e3", "1,000", "8E", "K", "1 K B", "1Kb2",
-                            "+5", "1Bi", "1MiBs"})
+    for (const char* bad :
+         {".5K", "1KK", "0x10", "1e3", "1,000", "8E", "K", "1 K B", "1Kb2", "+5", "1Bi", "1MiBs"})
         EXPECT_EQ(parse_size(bad), std::nullopt) << bad;
 }
 
@@ -182,15 +188,15 @@ TEST(ParseDuration, RejectsJunkNegativesAndOverflow) {
     EXPECT_EQ(parse_duration("abc", &why), std::nullopt);
     EXPECT_EQ(why, "expected a number");
     EXPECT_EQ(parse_duration("1.5", &why), std::nullopt);
-    EXPECT_EQ(why, "missing unit (ms, s, m, h or d)");
+    EXPECT_EQ(why, "missing unit");
     EXPECT_EQ(parse_duration("1h30", &why), std::nullopt);
-    EXPECT_EQ(why, "missing unit (ms, s, m, h or d)");
+    EXPECT_EQ(why, "missing unit");
     EXPECT_EQ(parse_duration("0.5ms", &why), std::nullopt);
     EXPECT_EQ(why, "finer than a millisecond");
     EXPECT_EQ(parse_duration("5x", &why), std::nullopt);
-    EXPECT_EQ(why, "unknown unit (use ms, s, m, h or d)");
+    EXPECT_EQ(why, "unknown unit");
     EXPECT_EQ(parse_duration("5 minutes", &why), std::nullopt);
-    EXPECT_EQ(why, "unknown unit (use ms, s, m, h or d)");
+    EXPECT_EQ(why, "unknown unit");
     EXPECT_EQ(parse_duration("106751991168d", &why), std::nullopt);
     EXPECT_EQ(why, "too large");
     EXPECT_EQ(parse_duration("9223372036854775808", &why), std::nullopt);
@@ -222,7 +228,8 @@ TEST(ParseInt, DecimalOnlyWithinInt64) {
     EXPECT_EQ(why, "out of range for a 64-bit integer");
     EXPECT_EQ(parse_int("-9223372036854775809", &why), std::nullopt);
     EXPECT_EQ(why, "out of range for a 64-bit integer");
-    for (const char* bad : {"", "-", "+", "+-1", "-+1", "1.0", "0x10", "1e3", "1_000", "12a", "--1"}) {
+    for (const char* bad :
+         {"", "-", "+", "+-1", "-+1", "1.0", "0x10", "1e3", "1_000", "12a", "--1"}) {
         EXPECT_EQ(parse_int(bad, &why), std::nullopt) << bad;
         EXPECT_EQ(why, "not a decimal integer") << bad;
     }
@@ -312,13 +319,14 @@ TEST(Value, EqualIgnoresMarksAndSpelling) {
     EXPECT_TRUE(equal(a.value, b.value));
     EXPECT_TRUE(changed_paths(a.value, b.value).empty());
     // Explicitly writing the default is not a change either.
-    auto c = run("port: 80\nthreads: 2\n");
+    auto c = run("port: 80\nthreads: 2\nlimits: {max_message: 1024, idle: 30s}\n");
     EXPECT_TRUE(equal(a.value, c.value));
 }
 
 TEST(Value, ChangedPathsNameEachDifference) {
     auto a = run("port: 80\norigins: [a, b]\nroutes: [{path: /a}, {path: /b}]\n");
-    auto b = run("port: 81\norigins: [a]\nroutes: [{path: /a}, {path: /c}]\ntls: {cert: c, key: k}\n");
+    auto b =
+        run("port: 81\norigins: [a]\nroutes: [{path: /a}, {path: /c}]\ntls: {cert: c, key: k}\n");
     ASSERT_TRUE(a.ok && b.ok) << a.text << b.text;
     EXPECT_FALSE(equal(a.value, b.value));
     EXPECT_EQ(changed_paths(a.value, b.value),
@@ -376,7 +384,8 @@ TEST(Diagnostics, DeduplicatesAndCaps) {
     d.error("f", 1, 1, "a", "same");
     EXPECT_EQ(d.entries().size(), 1u);
     EXPECT_EQ(d.error_count(), 1u);
-    for (int k = 0; k < 1000; ++k) d.error("f", k + 2, 1, "a", "different");
+    for (int k = 0; k < 1000; ++k)
+        d.error("f", k + 2, 1, "a", "different");
     EXPECT_EQ(d.entries().size(), Diagnostics::kMaxEntries + 1);
     EXPECT_EQ(d.entries().back().message, "too many problems; the rest are not shown");
     EXPECT_EQ(d.error_count(), 1001u);
@@ -401,22 +410,22 @@ TEST(Load, DuplicateKeyAtTopLevel) {
 
 TEST(Load, DuplicateKeysAtDepth) {
     Diagnostics d;
-    load_yaml_string("profile: x\n"                 // 1
-                     "plugins:\n"                   // 2
-                     "  - plugin: ws\n"             // 3
-                     "  - plugin: store\n"          // 4
-                     "    config:\n"                // 5
-                     "      limits:\n"              // 6
-                     "        max_message: 1K\n"    // 7
-                     "        idle: 1s\n"           // 8
-                     "        max_message: 2K\n"    // 9
+    load_yaml_string("profile: x\n"                            // 1
+                     "plugins:\n"                              // 2
+                     "  - plugin: ws\n"                        // 3
+                     "  - plugin: store\n"                     // 4
+                     "    config:\n"                           // 5
+                     "      limits:\n"                         // 6
+                     "        max_message: 1K\n"               // 7
+                     "        idle: 1s\n"                      // 8
+                     "        max_message: 2K\n"               // 9
                      "      routes: [{path: /a, path: /b}]\n", // 10
                      "p.yaml", d);
     EXPECT_EQ(d.format(),
               "p.yaml:9:9: error: plugins[1].config.limits.max_message: duplicate key "
               "'max_message' (first at line 7)\n"
-              "p.yaml:10:26: error: plugins[1].config.routes[0].path: duplicate key 'path' "
-              "(first at line 10, column 16)\n");
+              "p.yaml:10:27: error: plugins[1].config.routes[0].path: duplicate key 'path' "
+              "(first at line 10, column 17)\n");
 }
 
 TEST(Load, QuotedAndPlainKeysAreTheSameKey) {
@@ -445,12 +454,29 @@ TEST(Load, SyntaxErrorsCarryPosition) {
 TEST(Load, MoreThanOneDocument) {
     Diagnostics d;
     load_yaml_string("a: 1\n---\nb: 2\n", "p.yaml", d);
-    EXPECT_EQ(d.format(), "p.yaml:3:1: error: more than one YAML document ('---'); a config "
+    EXPECT_EQ(d.format(), "p.yaml:2:1: error: more than one YAML document ('---'); a config "
                           "file holds exactly one\n");
     Diagnostics ok;
     auto doc = load_yaml_string("---\na: 1\n...\n", "p.yaml", ok);
     EXPECT_TRUE(ok.empty()) << ok.format();
     EXPECT_TRUE(doc.root.IsMap());
+}
+
+TEST(Load, StrayTextAfterTheDocument) {
+    // yaml-cpp 0.7's LoadAll loops forever (allocating) on these; Load silently drops the ','.
+    for (const char* text : {",", "&a,", "[a],", "{a: 1},"}) {
+        Diagnostics d;
+        auto doc = load_yaml_string(text, "p.yaml", d);
+        ASSERT_EQ(d.entries().size(), 1u) << text;
+        EXPECT_EQ(d.entries()[0].message,
+                  "invalid YAML: unexpected ',' after the end of the document")
+            << text;
+        EXPECT_TRUE(doc.root.IsNull());
+    }
+    Diagnostics d;
+    load_yaml_string("[a],", "p.yaml", d);
+    EXPECT_EQ(d.format(),
+              "p.yaml:1:4: error: invalid YAML: unexpected ',' after the end of the document\n");
 }
 
 TEST(Load, EmptyAndNonMapDocuments) {
@@ -463,7 +489,8 @@ TEST(Load, EmptyAndNonMapDocuments) {
 
     auto r = run("- a\n- b\n");
     EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.text, "test.yaml:1:1: error: plugins[0].config: expected a mapping, found a list\n");
+    EXPECT_EQ(r.text,
+              "test.yaml:1:1: error: plugins[0].config: expected a mapping, found a list\n");
     r = run("42\n", kSchema, kN, "");
     EXPECT_EQ(r.text, "test.yaml:1:1: error: expected a mapping, found '42'\n");
 }
@@ -483,32 +510,43 @@ TEST(Load, NestingDepthIsCapped) {
     // Far past yaml-cpp's own recursion guard: an error, not a stack overflow.
     for (const auto& [open, close] : {std::pair{"[", "]"}, {"{a: ", "}"}, {"[", ""}, {"{", ""}}) {
         Diagnostics deep;
-        load_yaml_string(nested(100000, open, close), "p.yaml", deep);
+        load_yaml_string(nested(20000, open, close), "p.yaml", deep);
         ASSERT_TRUE(deep.has_errors()) << open;
     }
     Diagnostics blocks;
     std::string yaml;
-    for (int k = 0; k < 5000; ++k) yaml += std::string(size_t(k) * 2, ' ') + "- \n";
+    for (int k = 0; k < 300; ++k)
+        yaml += std::string(size_t(k) * 2, ' ') + "- \n";
     load_yaml_string(yaml, "p.yaml", blocks);
-    EXPECT_TRUE(blocks.has_errors());
+    EXPECT_NE(blocks.format().find("nesting deeper than 64 levels"), std::string::npos)
+        << blocks.format();
 }
 
 TEST(Load, AnchorsAndAliasesWork) {
-    auto r = run("base: &b [a, b]\n", kSchema, kN); // unknown key, but the alias parse is fine
-    EXPECT_FALSE(r.ok);
-    r = run("origins: &o [a, b]\nroutes:\n  - &r {path: /x}\n  - *r\n");
+    auto r = run("origins: &o [a, b]\nroutes:\n  - &r {path: /x}\n  - *r\n");
     EXPECT_TRUE(r.ok) << r.text;
     EXPECT_EQ(r.value.find("routes.1.path")->str, "/x");
     EXPECT_EQ(r.value.find("origins.1")->str, "b");
+    // A mapping reached twice through an alias is checked once: one report.
+    Diagnostics d;
+    load_yaml_string("a: &l {idle: 1s, idle: 2s}\nb: [*l, *l]\n", "p.yaml", d);
+    EXPECT_EQ(d.format(), "p.yaml:1:18: error: a.idle: duplicate key 'idle' (first at line 1, "
+                          "column 8)\n");
+    // An alias is the anchored node itself, so problems in it point at the anchor.
+    r = run("limits: &l {idle: 1s}\nroutes: [{path: *l}]\n");
+    EXPECT_EQ(r.text, "test.yaml:1:9: error: plugins[0].config.routes[0].path: expected a "
+                      "string, found a mapping\n");
 }
 
 TEST(Load, AliasBombIsRefusedQuickly) {
     // Nine levels of ten aliases: 10^9 leaves if expanded naively.
     std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
     for (int k = 1; k <= 9; ++k) {
-        std::string p = "*a" + std::to_string(k - 1);
-        yaml += "a" + std::to_string(k) + ": &a" + std::to_string(k) + " [" + p;
-        for (int j = 0; j < 9; ++j) yaml += ", " + p;
+        // Appends only: g++ 12 -O2 warns falsely on "literal" + std::string&& (GCC PR 105651).
+        std::string n = std::to_string(k), p = std::to_string(k - 1);
+        yaml.append("a").append(n).append(": &a").append(n).append(" [*a").append(p);
+        for (int j = 0; j < 9; ++j)
+            yaml.append(", *a").append(p);
         yaml += "]\n";
     }
     Diagnostics d;
@@ -526,7 +564,7 @@ TEST(Load, AliasBombIsRefusedQuickly) {
 TEST(Load, HostileInputNeverCrashes) {
     std::mt19937 rng(12345);
     const std::string alphabet = "[]{}:-,?&*!|>'\"#%@` \t\n\r\\abcxyz01.~<=\x00\xff\xc3"s;
-    for (int iter = 0; iter < 20000; ++iter) {
+    for (int iter = 0; iter < 8000; ++iter) {
         std::string s(rng() % 200, '\0');
         for (auto& c : s)
             c = iter % 2 ? char(rng() & 0xff) : alphabet[rng() % alphabet.size()];
@@ -552,9 +590,12 @@ TEST(Load, HugeScalarAndTabs) {
     r = run("host:\tlocalhost\n");
     EXPECT_TRUE(r.ok) << r.text;
     EXPECT_EQ(r.value.find("host")->str, "localhost");
+    // Tabs may not indent in YAML.
     r = run("limits:\n\tmax_message: 1K\n");
-    EXPECT_FALSE(r.ok);
-    EXPECT_NE(r.text.find("test.yaml:2:"), std::string::npos) << r.text;
+    EXPECT_EQ(r.text, "test.yaml:2:13: error: invalid YAML: illegal map value\n");
+    r = run("limits:\n  idle: 1s\n\tmax_message: 1K\n");
+    EXPECT_EQ(r.text, "test.yaml:3:1: error: invalid YAML: illegal tab when looking for "
+                      "indentation\n");
 }
 
 TEST(Load, ControlBytesAreEscapedInMessages) {
@@ -612,7 +653,8 @@ TEST(Validate, DefaultsFilledForAbsentKeys) {
     EXPECT_EQ(v.find("max_frame"), nullptr);
     // Schema order, whatever the file order.
     std::vector<std::string> keys;
-    for (auto& [k, child] : v.entries) keys.push_back(k);
+    for (auto& [k, child] : v.entries)
+        keys.push_back(k);
     EXPECT_EQ(keys, (std::vector<std::string>{"port", "host", "threads", "compress", "protocol",
                                               "limits", "token"}));
 }
@@ -661,8 +703,8 @@ TEST(Validate, UnknownKeyListsAllowedKeysAndSuggests) {
 }
 
 TEST(Validate, MergeKeysExplained) {
-    auto r = run("base: &b {port: 1}\n", kSchema, kN);
-    r = run("<<: {port: 1}\n");
+    // yaml-cpp 0.7 has no merge keys: '<<' is an ordinary (unknown) key.
+    auto r = run("<<: {port: 1}\n");
     EXPECT_EQ(r.text, std::string("test.yaml:1:1: error: plugins[0].config.<<: YAML merge keys "
                                   "('<<') are not supported; ") +
                           kAllowed + "\n");
@@ -737,11 +779,19 @@ TEST(Validate, RangesInHumanUnits) {
 TEST(Validate, SizeAndDurationErrors) {
     EXPECT_EQ(run("limits: {max_message: -1K}\n").text,
               "test.yaml:1:23: error: plugins[0].config.limits.max_message: invalid size '-1K': "
-              "negative sizes are not allowed (use e.g. 512, 64K, 2M, 1G)\n");
+              "negative sizes are not allowed; use e.g. 512, 64K, 2M, 1G\n");
+    EXPECT_EQ(run("limits: {max_message: 64Q}\n").text,
+              "test.yaml:1:23: error: plugins[0].config.limits.max_message: invalid size '64Q': "
+              "unknown unit; use e.g. 512, 64K, 2M, 1G\n");
     EXPECT_EQ(run("limits: {idle: 5 minutes}\n").text,
               "test.yaml:1:16: error: plugins[0].config.limits.idle: invalid duration '5 "
-              "minutes': unknown unit (use ms, s, m, h or d) (use e.g. 250ms, 30s, 5m, 24h; a "
-              "plain number is milliseconds)\n");
+              "minutes': unknown unit; use e.g. 250ms, 30s, 5m, 24h, or plain milliseconds\n");
+    EXPECT_EQ(run("limits: {idle: 1.5}\n").text,
+              "test.yaml:1:16: error: plugins[0].config.limits.idle: invalid duration '1.5': "
+              "missing unit; use e.g. 250ms, 30s, 5m, 24h, or plain milliseconds\n");
+    EXPECT_EQ(run("limits: {idle: [1s]}\n").text,
+              "test.yaml:1:16: error: plugins[0].config.limits.idle: expected a duration (e.g. "
+              "250ms, 30s, 5m, 24h), found a list\n");
 }
 
 TEST(Validate, EnumValuesListedWithHint) {
@@ -821,7 +871,7 @@ TEST(Validate, ListItems) {
     EXPECT_EQ(run("origins:\n  - a\n  - {b: 1}\n  -\n  - [c]\n").text,
               "test.yaml:3:5: error: plugins[0].config.origins[1]: expected a string, found a "
               "mapping\n"
-              "test.yaml:4:4: error: plugins[0].config.origins[2]: empty list item\n"
+              "test.yaml:2:3: error: plugins[0].config.origins[2]: empty list item\n"
               "test.yaml:5:5: error: plugins[0].config.origins[3]: expected a string, found a "
               "list\n");
     auto r = run("origins: []\n");
@@ -896,8 +946,8 @@ TEST(Validate, DuplicatesFoundWithoutTheLoaderAndReportedOnce) {
 TEST(Validate, NonScalarKeys) {
     Diagnostics d;
     Value v;
-    EXPECT_FALSE(validate(YAML::Load("? {a: 1}\n: x\nport: 1\n"), kSchema, kN, "cfg", "p.yaml",
-                          v, d));
+    EXPECT_FALSE(
+        validate(YAML::Load("? {a: 1}\n: x\nport: 1\n"), kSchema, kN, "cfg", "p.yaml", v, d));
     EXPECT_EQ(d.format(), "p.yaml:1:3: error: cfg: mapping keys must be plain strings, found a "
                           "mapping\n");
 }
@@ -964,7 +1014,8 @@ TEST(Validate, RecursiveSchemaAndDeepInputStopAtTheDepthCap) {
     self[0].children_len = 2;
     self[1] = key("v", PARLEY_CFG_INT, "1", "leaf");
     std::string yaml;
-    for (int k = 0; k < 60; ++k) yaml += std::string(size_t(k) * 2, ' ') + "child:\n";
+    for (int k = 0; k < 60; ++k)
+        yaml += std::string(size_t(k) * 2, ' ') + "child:\n";
     Diagnostics d;
     auto doc = load_yaml_string(yaml, "p.yaml", d);
     Value v;
@@ -978,7 +1029,7 @@ TEST(Validate, RecursiveSchemaAndDeepInputStopAtTheDepthCap) {
 TEST(Validate, ListOfMapsMaterialisesNothingAndMapsAreMaterialised) {
     static constexpr parley_t_config_key kInner[] = {key("a", PARLEY_CFG_INT, "7", "x")};
     static constexpr parley_t_config_key kOuter[] = {key_map("m", kInner, "x"),
-                                              key_list_of_maps("l", kInner, "x")};
+                                                     key_list_of_maps("l", kInner, "x")};
     auto r = run("", kOuter, 2, "");
     ASSERT_TRUE(r.ok);
     EXPECT_EQ(r.value.find("m.a")->i, 7);
@@ -998,7 +1049,8 @@ TEST(Schema, CheckSchemaFindsPluginBugs) {
     bad[2] = key("mode", PARLEY_CFG_ENUM, "a", "x");
     bad[3] = key("section", PARLEY_CFG_MAP, nullptr, "x");
     bad[4] = key("items", PARLEY_CFG_LIST, nullptr, "x");
-    bad[5] = key("weird", parley_t_config_type(42), nullptr, "x");
+    bad[5] = key("weird", PARLEY_CFG_INT, nullptr, "x");
+    bad[5].type = 42; // the field is a uint32_t on the wire: any value can arrive
     bad[6].name = nullptr;
     EXPECT_EQ(check_schema(bad, 7),
               (std::vector<std::string>{
@@ -1056,8 +1108,7 @@ TEST(Describe, Text) {
     static constexpr parley_t_config_key kInner[] = {
         key_range("max", PARLEY_CFG_SIZE, "64K", 1024, 1 << 20, "Largest message.")};
     static constexpr parley_t_config_key kKeys[] = {
-        key_range("port", PARLEY_CFG_INT, "8080", 1, 65535, "Listen port.",
-                  PARLEY_CFG_RESTART),
+        key_range("port", PARLEY_CFG_INT, "8080", 1, 65535, "Listen port.", PARLEY_CFG_RESTART),
         key("socket", PARLEY_CFG_STRING, "", "Socket path."),
         key_enum("mode", "a|b", "a", "Mode."),
         key_map("limits", kInner, "Limits."),

@@ -23,7 +23,8 @@ std::vector<Delivered>* g_delivered = nullptr;
 
 void fake_deliver(parley_t_instance_pptr, const parley_t_delivery* to, size_t n,
                   parley_t_frame_hptr f) {
-    for (size_t i = 0; i < n; ++i) g_delivered->push_back({to[i].conn, std::string(f->data, f->len)});
+    for (size_t i = 0; i < n; ++i)
+        g_delivered->push_back({to[i].conn, std::string(f->data, f->len)});
 }
 
 struct PendingAppend {
@@ -51,8 +52,8 @@ FakeStore* g_store = nullptr;
 
 void store_append(parley_t_instance_pptr, parley_t_bytes room, uint64_t seq, parley_t_bytes rec,
                   parley_t_store_done_fn fn, void* user) {
-    g_store->pending.push_back({std::string(room.ptr, room.len), seq, std::string(rec.ptr, rec.len),
-                                fn, user});
+    g_store->pending.push_back(
+        {std::string(room.ptr, room.len), seq, std::string(rec.ptr, rec.len), fn, user});
 }
 void store_fetch(parley_t_instance_pptr, parley_t_bytes room, uint32_t, uint64_t upto,
                  parley_t_history_fn fn, void* user) {
@@ -112,7 +113,8 @@ class RoomsTest : public ::testing::Test {
 
 TEST_F(RoomsTest, PublishReachesOthersNotSender) {
     auto a = open(), b = open(), c = open();
-    for (auto id : {a, b, c}) ASSERT_EQ(rooms.join(id, "r", "x", nullptr), PARLEY_OK);
+    for (auto id : {a, b, c})
+        ASSERT_EQ(rooms.join(id, "r", "x", nullptr), PARLEY_OK);
     auto* f = text_frame("hi");
     ASSERT_EQ(rooms.publish("r", f, a), PARLEY_OK);
     frame_release(f);
@@ -196,7 +198,7 @@ TEST_F(RoomsTest, JoinerSeesEachPersistedMessageExactlyOnce) {
     auto b = open();
     parley_t_join_result jr{sizeof jr};
     ASSERT_EQ(rooms.join(b, "r", "b", &jr), PARLEY_OK);
-    pub("m3"); // after the join
+    pub("m3");        // after the join
     store.ack_next(); // m2
     store.ack_next(); // m3
     // b's history: everything up to its join sequence; live: everything after.

@@ -30,8 +30,7 @@ int ctl_usage(FILE* out) {
 }
 
 std::string find_profile(const std::string& p) {
-    if (p.find('/') != std::string::npos || p.ends_with(".yaml") || p.ends_with(".yml"))
-        return p;
+    if (p.find('/') != std::string::npos || p.ends_with(".yaml") || p.ends_with(".yml")) return p;
     std::vector<fs::path> dirs = {"etc"};
     if (const char* d = std::getenv("PARLEY_CONFIG_DIR")) dirs.emplace_back(d);
     dirs.emplace_back("/etc/parley");
@@ -83,7 +82,8 @@ void print_human(const std::string& cmd, Poco::JSON::Object::Ptr o) {
                     o->optValue<std::string>("abi", "").c_str());
         std::printf("pid          %d\n", o->optValue<int>("pid", 0));
         std::printf("uptime       %llds\n", (long long)o->optValue<int64_t>("uptime_seconds", 0));
-        std::printf("state        %s\n", o->optValue<bool>("draining", false) ? "draining" : "running");
+        std::printf("state        %s\n",
+                    o->optValue<bool>("draining", false) ? "draining" : "running");
         std::printf("connections  %lld\n", (long long)o->optValue<int64_t>("connections", 0));
         std::printf("rooms        %lld\n\n", (long long)o->optValue<int64_t>("rooms", 0));
         print_plugins(o->getArray("plugins"));
@@ -93,8 +93,8 @@ void print_human(const std::string& cmd, Poco::JSON::Object::Ptr o) {
         std::printf("rooms        %lld\n", (long long)o->optValue<int64_t>("rooms", 0));
         std::printf("connections  %lld\n", (long long)o->optValue<int64_t>("connections", 0));
         if (auto h = o->getObject("members_histogram"))
-            for (auto& [k, v] : *h) std::printf("  rooms with %s members: %s\n", k.c_str(),
-                                                v.toString().c_str());
+            for (auto& [k, v] : *h)
+                std::printf("  rooms with %s members: %s\n", k.c_str(), v.toString().c_str());
     } else if (cmd == "reload") {
         auto r = o->optValue<std::string>("report", "");
         std::printf("reloaded%s%s", r.empty() ? "\n" : ":\n", r.c_str());
@@ -113,14 +113,22 @@ int cmd_ctl(std::vector<std::string> args) {
     for (size_t i = 0; i < args.size(); ++i) {
         auto& a = args[i];
         auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : ""; };
-        if (a == "--profile") profile = next();
-        else if (a == "--socket") socket = next();
-        else if (a == "--state-dir") state_dir = next();
-        else if (a == "--json") json = true;
-        else if (a == "-h" || a == "--help") return ctl_usage(stdout), 0;
-        else if (cmd.empty()) cmd = a;
-        else if (cmd == "log-level" && level.empty()) level = a;
-        else return ctl_usage(stderr);
+        if (a == "--profile")
+            profile = next();
+        else if (a == "--socket")
+            socket = next();
+        else if (a == "--state-dir")
+            state_dir = next();
+        else if (a == "--json")
+            json = true;
+        else if (a == "-h" || a == "--help")
+            return ctl_usage(stdout), 0;
+        else if (cmd.empty())
+            cmd = a;
+        else if (cmd == "log-level" && level.empty())
+            level = a;
+        else
+            return ctl_usage(stderr);
     }
     if (cmd.empty() || (profile.empty() == socket.empty())) return ctl_usage(stderr);
     static const char* known[] = {"status", "plugins", "rooms", "reload", "drain", "log-level"};
@@ -131,8 +139,10 @@ int cmd_ctl(std::vector<std::string> args) {
     if (socket.empty()) {
         auto file = find_profile(profile);
         if (file.empty()) {
-            std::fprintf(stderr, "parley ctl: no profile '%s' in ./etc, $PARLEY_CONFIG_DIR or "
-                                 "/etc/parley\n", profile.c_str());
+            std::fprintf(stderr,
+                         "parley ctl: no profile '%s' in ./etc, $PARLEY_CONFIG_DIR or "
+                         "/etc/parley\n",
+                         profile.c_str());
             return 2;
         }
         std::string err;

@@ -24,7 +24,7 @@ constexpr std::array<uint8_t, 256> make_decode_table(std::string_view alphabet) 
 constexpr auto kStandardDecode = make_decode_table(kStandardAlphabet);
 constexpr auto kUrlDecode = make_decode_table(kUrlAlphabet);
 
-std::string encode(const uint8_t *data, size_t size, std::string_view alphabet, bool pad) {
+std::string encode(const uint8_t* data, size_t size, std::string_view alphabet, bool pad) {
     std::string out;
     out.reserve((size + 2) / 3 * 4);
     size_t i = 0;
@@ -69,13 +69,13 @@ std::optional<size_t> unpadded_length(std::string_view text, Base64Padding paddi
 }
 
 std::optional<std::vector<uint8_t>> decode(std::string_view text, Base64Padding padding,
-                                           const std::array<uint8_t, 256> &table) {
+                                           const std::array<uint8_t, 256>& table) {
     const auto data_len = unpadded_length(text, padding);
     if (!data_len) return std::nullopt;
     std::vector<uint8_t> out;
     out.reserve(*data_len / 4 * 3 + 2);
 
-    const auto *p = reinterpret_cast<const uint8_t *>(text.data());
+    const auto* p = reinterpret_cast<const uint8_t*>(text.data());
     size_t i = 0;
     for (; i + 4 <= *data_len; i += 4) {
         const uint8_t a = table[p[i]], b = table[p[i + 1]], c = table[p[i + 2]],
@@ -101,8 +101,8 @@ std::optional<std::vector<uint8_t>> decode(std::string_view text, Base64Padding 
     return out;
 }
 
-const uint8_t *bytes_of(std::string_view s) {
-    return reinterpret_cast<const uint8_t *>(s.data());
+const uint8_t* bytes_of(std::string_view s) {
+    return reinterpret_cast<const uint8_t*>(s.data());
 }
 
 } // namespace

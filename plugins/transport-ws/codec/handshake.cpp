@@ -13,7 +13,7 @@ constexpr std::string_view kSupportedVersion = "13";
 
 } // namespace
 
-HandshakeError check_handshake(const HandshakeRequest &request) {
+HandshakeError check_handshake(const HandshakeRequest& request) {
     // Methods are case-sensitive (RFC 9110 section 9.1).
     if (request.method != "GET") return HandshakeError::MethodNotGet;
     if (!has_token(request.upgrade, "websocket")) return HandshakeError::NoUpgradeWebSocket;
@@ -23,7 +23,7 @@ HandshakeError check_handshake(const HandshakeRequest &request) {
     return HandshakeError::None;
 }
 
-HandshakeError check_handshake(const HttpRequestHead &head) {
+HandshakeError check_handshake(const HttpRequestHead& head) {
     if (head.method() != "GET") return HandshakeError::MethodNotGet;
     if (head.version_major() == 1 && head.version_minor() < 1)
         return HandshakeError::HttpVersionTooOld;

@@ -29,10 +29,10 @@ struct HandshakeRequest {
     std::string_view key;     // Sec-WebSocket-Key
 };
 
-HandshakeError check_handshake(const HandshakeRequest &request);
+HandshakeError check_handshake(const HandshakeRequest& request);
 // Also checks the HTTP version, reads Upgrade and Connection across repeated fields and
 // rejects a repeated Sec-WebSocket-Key or Sec-WebSocket-Version.
-HandshakeError check_handshake(const HttpRequestHead &head);
+HandshakeError check_handshake(const HttpRequestHead& head);
 
 // 0 for None.
 int http_status(HandshakeError error);

@@ -112,18 +112,18 @@ std::string_view HttpRequestHead::query() const {
 }
 
 std::optional<std::string_view> HttpRequestHead::header(std::string_view name) const {
-    for (const HttpHeader &h : headers_)
+    for (const HttpHeader& h : headers_)
         if (iequals(h.name, name)) return h.value;
     return std::nullopt;
 }
 
 size_t HttpRequestHead::header_count(std::string_view name) const {
     return size_t(std::count_if(headers_.begin(), headers_.end(),
-                                [&](const HttpHeader &h) { return iequals(h.name, name); }));
+                                [&](const HttpHeader& h) { return iequals(h.name, name); }));
 }
 
 bool HttpRequestHead::has_token(std::string_view name, std::string_view token) const {
-    return std::any_of(headers_.begin(), headers_.end(), [&](const HttpHeader &h) {
+    return std::any_of(headers_.begin(), headers_.end(), [&](const HttpHeader& h) {
         return iequals(h.name, name) && ws::has_token(h.value, token);
     });
 }
@@ -210,10 +210,10 @@ bool HttpRequestHead::check_framing_fields() {
     const size_t hosts = header_count("host");
     if (hosts > 1 || (hosts == 0 && version_minor_ >= 1))
         return reject(kBadRequest, "missing or repeated Host");
-    for (const HttpHeader &h : headers_) {
+    for (const HttpHeader& h : headers_) {
         if (!iequals(h.name, "content-length")) continue;
         uint64_t length = 0;
-        const char *end = h.value.data() + h.value.size();
+        const char* end = h.value.data() + h.value.size();
         const auto [ptr, ec] = std::from_chars(h.value.data(), end, length);
         if (ec != std::errc{} || ptr != end) return reject(kBadRequest, "malformed Content-Length");
         if (content_length_ && *content_length_ != length)

@@ -55,7 +55,7 @@ class HttpRequestHead {
     int version_major() const { return version_major_; }
     int version_minor() const { return version_minor_; }
 
-    const std::vector<HttpHeader> &headers() const { return headers_; }
+    const std::vector<HttpHeader>& headers() const { return headers_; }
     // The first field called `name` (compared case-insensitively), if any.
     std::optional<std::string_view> header(std::string_view name) const;
     size_t header_count(std::string_view name) const;

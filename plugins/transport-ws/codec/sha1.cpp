@@ -8,7 +8,7 @@ namespace parley::ws {
 
 namespace {
 
-uint32_t load_be32(const uint8_t *p) {
+uint32_t load_be32(const uint8_t* p) {
     return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
 }
 
@@ -20,7 +20,7 @@ void Sha1::reset() {
     total_bytes_ = 0;
 }
 
-void Sha1::compress(const uint8_t *block) {
+void Sha1::compress(const uint8_t* block) {
     // 16-word circular message schedule instead of the textbook 80 words.
     uint32_t w[16];
     for (int i = 0; i < 16; ++i)
@@ -60,8 +60,8 @@ void Sha1::compress(const uint8_t *block) {
     state_[4] += e;
 }
 
-void Sha1::update(const void *data, size_t size) {
-    auto p = static_cast<const uint8_t *>(data);
+void Sha1::update(const void* data, size_t size) {
+    auto p = static_cast<const uint8_t*>(data);
     total_bytes_ += size;
     if (block_used_ > 0) {
         const size_t take = std::min(size, block_.size() - block_used_);

@@ -15,13 +15,13 @@ class Sha1 {
   public:
     Sha1() { reset(); }
     void reset();
-    void update(const void *data, size_t size);
+    void update(const void* data, size_t size);
     void update(std::string_view text) { update(text.data(), text.size()); }
     // Pads and returns the digest; call reset() before hashing anything else.
     Sha1Digest finish();
 
   private:
-    void compress(const uint8_t *block);
+    void compress(const uint8_t* block);
 
     std::array<uint32_t, 5> state_{};
     std::array<uint8_t, 64> block_{};

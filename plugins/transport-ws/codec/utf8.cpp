@@ -75,7 +75,7 @@ using TransitionTable = std::array<std::array<uint8_t, kByteClassCount>, kStateC
 
 constexpr TransitionTable make_transitions() {
     TransitionTable t{};
-    for (auto &row : t)
+    for (auto& row : t)
         row.fill(kReject);
     t[kAccept][kAscii] = kAccept;
     t[kAccept][kLead2] = kNeed1;
@@ -106,7 +106,7 @@ constexpr uint64_t kHighBits = 0x8080808080808080ull;
 
 } // namespace
 
-Utf8Status Utf8Validator::feed(const uint8_t *data, size_t size) {
+Utf8Status Utf8Validator::feed(const uint8_t* data, size_t size) {
     uint8_t state = state_;
     size_t i = 0;
     while (i < size && state != kReject) {

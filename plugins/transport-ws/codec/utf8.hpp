@@ -17,9 +17,9 @@ enum class Utf8Status {
 
 class Utf8Validator {
   public:
-    Utf8Status feed(const uint8_t *data, size_t size);
+    Utf8Status feed(const uint8_t* data, size_t size);
     Utf8Status feed(std::string_view text) {
-        return feed(reinterpret_cast<const uint8_t *>(text.data()), text.size());
+        return feed(reinterpret_cast<const uint8_t*>(text.data()), text.size());
     }
     Utf8Status status() const;
     void reset() { state_ = 0; }

@@ -19,6 +19,7 @@ constexpr uint8_t kLength64 = 127;
 // that received one big message does not keep the memory while idle.
 constexpr size_t kRetainedBufferSize = 16 * 1024;
 constexpr size_t kMinBufferSize = 256;
+constexpr uint64_t kMaxReserveAhead = 1 << 20;
 
 bool is_control(Opcode opcode) {
     return (uint8_t(opcode) & 0x08) != 0;
@@ -38,15 +39,15 @@ size_t header_size(uint8_t second_byte) {
     return size;
 }
 
-uint64_t load_be(const uint8_t *p, int bytes) {
+uint64_t load_be(const uint8_t* p, int bytes) {
     uint64_t value = 0;
     for (int i = 0; i < bytes; ++i)
         value = value << 8 | p[i];
     return value;
 }
 
-std::string_view as_chars(const uint8_t *p, size_t size) {
-    return {reinterpret_cast<const char *>(p), size};
+std::string_view as_chars(const uint8_t* p, size_t size) {
+    return {reinterpret_cast<const char*>(p), size};
 }
 
 // Longest prefix of `text` of at most `limit` bytes that is whole UTF-8; empty if `text` is not
@@ -113,7 +114,7 @@ ControlFrame close_frame(uint16_t code, std::string_view reason) {
     return {Opcode::Close, {payload.data(), 2 + reason.size()}};
 }
 
-void apply_mask(uint8_t *dst, const uint8_t *src, size_t size, std::array<uint8_t, 4> key,
+void apply_mask(uint8_t* dst, const uint8_t* src, size_t size, std::array<uint8_t, 4> key,
                 size_t key_offset) {
     uint8_t rotated[8];
     for (size_t i = 0; i < 8; ++i)
@@ -142,7 +143,7 @@ void apply_mask(uint8_t *dst, const uint8_t *src, size_t size, std::array<uint8_
         dst[i] = src[i] ^ rotated[i & 3];
 }
 
-size_t FrameParser::parse(uint8_t *data, size_t size, Event &event) {
+size_t FrameParser::parse(uint8_t* data, size_t size, Event& event) {
     event = Event{};
     if (message_delivered_) {
         message_delivered_ = false;
@@ -171,9 +172,9 @@ size_t FrameParser::parse(uint8_t *data, size_t size, Event &event) {
 // The read_* steps return true to go on with the next step, false when the input ran out or an
 // event is ready.
 
-bool FrameParser::read_header(const uint8_t *data, size_t size, size_t &pos, Event &event) {
+bool FrameParser::read_header(const uint8_t* data, size_t size, size_t& pos, Event& event) {
     const size_t available = size - pos;
-    const uint8_t *header;
+    const uint8_t* header;
     if (header_have_ == 0 && available >= 2 && available >= header_size(data[pos + 1])) {
         header = data + pos;
         if (!check_first_bytes(header[0], header[1], event)) return false;
@@ -200,7 +201,7 @@ bool FrameParser::read_header(const uint8_t *data, size_t size, size_t &pos, Eve
     return start_frame(header, event);
 }
 
-bool FrameParser::check_first_bytes(uint8_t b0, uint8_t b1, Event &event) {
+bool FrameParser::check_first_bytes(uint8_t b0, uint8_t b1, Event& event) {
     using namespace close_code;
     if (b0 & kRsvBits) return fail(event, kProtocolError, "reserved bits set");
     const uint8_t opcode = b0 & kOpcodeBits;
@@ -218,10 +219,10 @@ bool FrameParser::check_first_bytes(uint8_t b0, uint8_t b1, Event &event) {
     return true;
 }
 
-bool FrameParser::start_frame(const uint8_t *header, Event &event) {
+bool FrameParser::start_frame(const uint8_t* header, Event& event) {
     using namespace close_code;
     const uint8_t length_code = header[1] & kLengthBits;
-    const uint8_t *rest = header + 2;
+    const uint8_t* rest = header + 2;
     uint64_t length = length_code;
     if (length_code == kLength16) {
         length = load_be(rest, 2);
@@ -253,11 +254,11 @@ bool FrameParser::start_frame(const uint8_t *header, Event &event) {
     return true;
 }
 
-bool FrameParser::read_control_payload(uint8_t *data, size_t size, size_t &pos, Event &event) {
+bool FrameParser::read_control_payload(uint8_t* data, size_t size, size_t& pos, Event& event) {
     const size_t available = size - pos;
     std::string_view payload;
     if (control_have_ == 0 && available >= frame_remaining_) {
-        uint8_t *in_place = data + pos;
+        uint8_t* in_place = data + pos;
         apply_mask(in_place, in_place, frame_remaining_, mask_key_);
         payload = as_chars(in_place, frame_remaining_);
         pos += frame_remaining_;
@@ -280,14 +281,14 @@ bool FrameParser::read_control_payload(uint8_t *data, size_t size, size_t &pos, 
     return false;
 }
 
-bool FrameParser::read_data_payload(uint8_t *data, size_t size, size_t &pos, Event &event) {
+bool FrameParser::read_data_payload(uint8_t* data, size_t size, size_t& pos, Event& event) {
     using namespace close_code;
     const size_t available = size - pos;
     const bool text = message_opcode_ == Opcode::Text;
 
     // The common case, a message that is one frame and all in this input, needs no copy.
     if (frame_fin_ && message_size_ == 0 && available >= frame_remaining_) {
-        uint8_t *in_place = data + pos;
+        uint8_t* in_place = data + pos;
         const size_t length = frame_remaining_;
         apply_mask(in_place, in_place, length, mask_key_);
         if (text && utf8_.feed(in_place, length) != Utf8Status::Complete) return fail_utf8(event);
@@ -297,7 +298,7 @@ bool FrameParser::read_data_payload(uint8_t *data, size_t size, size_t &pos, Eve
     }
 
     const size_t take = std::min<uint64_t>(available, frame_remaining_);
-    uint8_t *dst = grow_message(take);
+    uint8_t* dst = grow_message(take);
     apply_mask(dst, data + pos, take, mask_key_, mask_offset_);
     // Validate as bytes arrive, so a bad text fails at its first bad byte.
     if (text && utf8_.feed(dst, take) == Utf8Status::Invalid) return fail_utf8(event);
@@ -313,7 +314,7 @@ bool FrameParser::read_data_payload(uint8_t *data, size_t size, size_t &pos, Eve
     return deliver_message(as_chars(message_buffer_.get(), message_buffered_), event);
 }
 
-bool FrameParser::deliver_message(std::string_view payload, Event &event) {
+bool FrameParser::deliver_message(std::string_view payload, Event& event) {
     event.type = EventType::Message;
     event.opcode = message_opcode_;
     event.payload = payload;
@@ -324,7 +325,7 @@ bool FrameParser::deliver_message(std::string_view payload, Event &event) {
     return false;
 }
 
-bool FrameParser::finish_close(std::string_view payload, Event &event) {
+bool FrameParser::finish_close(std::string_view payload, Event& event) {
     using namespace close_code;
     uint16_t code = kNoStatus;
     std::string_view reason;
@@ -342,7 +343,7 @@ bool FrameParser::finish_close(std::string_view payload, Event &event) {
     return false;
 }
 
-bool FrameParser::fail(Event &event, uint16_t code, std::string_view why) {
+bool FrameParser::fail(Event& event, uint16_t code, std::string_view why) {
     event.type = EventType::Error;
     event.code = code;
     event.reason = why;
@@ -350,21 +351,33 @@ bool FrameParser::fail(Event &event, uint16_t code, std::string_view why) {
     return false;
 }
 
-uint8_t *FrameParser::grow_message(size_t size) {
+// The same reason whichever path found it, so the outcome never depends on how input was split.
+bool FrameParser::fail_utf8(Event& event) {
+    return fail(event, close_code::kInvalidPayload,
+                utf8_.status() == Utf8Status::Invalid
+                    ? "invalid UTF-8 in text message"
+                    : "text message ends inside a UTF-8 sequence");
+}
+
+uint8_t* FrameParser::grow_message(size_t size) {
     const size_t needed = message_buffered_ + size;
     if (needed > message_capacity_) {
-        // Grow with the bytes that actually arrived, never with what a header announces, so a
-        // peer cannot make us reserve memory it never sends.
-        size_t capacity = std::max({needed, 2 * message_capacity_, kMinBufferSize});
-        capacity =
-            size_t(std::max<uint64_t>(needed, std::min<uint64_t>(capacity, max_message_size_)));
-        auto bigger = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+        // Room for the rest of the frame at once, so a frame arriving in pieces is not copied
+        // again at every doubling. Pages never written cost no memory, and the frame is within
+        // max_message_size_; the cap only guards a limit set absurdly high. Across fragments,
+        // grow geometrically.
+        const uint64_t frame_end = message_buffered_ + frame_remaining_;
+        const uint64_t ahead = std::min<uint64_t>(frame_end, needed + kMaxReserveAhead);
+        uint64_t capacity =
+            std::max<uint64_t>({ahead, 2 * uint64_t(message_capacity_), kMinBufferSize});
+        capacity = std::max<uint64_t>(needed, std::min(capacity, max_message_size_));
+        auto bigger = std::make_unique_for_overwrite<uint8_t[]>(size_t(capacity));
         if (message_buffered_ > 0)
             std::memcpy(bigger.get(), message_buffer_.get(), message_buffered_);
         message_buffer_ = std::move(bigger);
-        message_capacity_ = capacity;
+        message_capacity_ = size_t(capacity);
     }
-    uint8_t *space = message_buffer_.get() + message_buffered_;
+    uint8_t* space = message_buffer_.get() + message_buffered_;
     message_buffered_ = needed;
     return space;
 }

@@ -60,7 +60,7 @@ class ControlFrame {
     // Payloads longer than 125 bytes are cut.
     ControlFrame(Opcode opcode, std::string_view payload);
     std::span<const uint8_t> bytes() const { return {bytes_.data(), size_}; }
-    std::string_view view() const { return {reinterpret_cast<const char *>(bytes_.data()), size_}; }
+    std::string_view view() const { return {reinterpret_cast<const char*>(bytes_.data()), size_}; }
     size_t size() const { return size_; }
 
   private:
@@ -79,7 +79,7 @@ ControlFrame close_frame(uint16_t code, std::string_view reason = {});
 
 // XORs `size` bytes with the 4-byte masking key, starting `key_offset` bytes into the key.
 // `dst` may equal `src`.
-void apply_mask(uint8_t *dst, const uint8_t *src, size_t size, std::array<uint8_t, 4> key,
+void apply_mask(uint8_t* dst, const uint8_t* src, size_t size, std::array<uint8_t, 4> key,
                 size_t key_offset = 0);
 
 enum class EventType {
@@ -110,32 +110,32 @@ class FrameParser {
     // bytes it consumed. Payloads are unmasked in place, so `data` is modified; a message that
     // arrives whole in one call is delivered from `data` without a copy. After a Close or an
     // Error event, further input is ignored.
-    size_t parse(uint8_t *data, size_t size, Event &event);
+    size_t parse(uint8_t* data, size_t size, Event& event);
 
     // Calls on_event(const Event&) for every event in the input. Returns the bytes consumed,
     // which is less than `size` only after a Close or an Error. on_event must not destroy the
     // parser; use parse() when it might.
-    template <class OnEvent> size_t feed(uint8_t *data, size_t size, OnEvent &&on_event);
+    template <class OnEvent> size_t feed(uint8_t* data, size_t size, OnEvent&& on_event);
 
     // A Close or an Error has been reported.
     bool finished() const { return stage_ == Stage::Finished; }
-    // Between the first and the last fragment of a message.
+    // A data frame has begun a message that is not complete yet.
     bool in_message() const { return in_message_; }
     uint64_t max_message_size() const { return max_message_size_; }
 
   private:
     enum class Stage : uint8_t { Header, Payload, Finished };
 
-    bool read_header(const uint8_t *data, size_t size, size_t &pos, Event &event);
-    bool check_first_bytes(uint8_t b0, uint8_t b1, Event &event);
-    bool start_frame(const uint8_t *header, Event &event);
-    bool read_control_payload(uint8_t *data, size_t size, size_t &pos, Event &event);
-    bool read_data_payload(uint8_t *data, size_t size, size_t &pos, Event &event);
-    bool finish_close(std::string_view payload, Event &event);
-    bool deliver_message(std::string_view payload, Event &event);
-    bool fail(Event &event, uint16_t code, std::string_view why);
-    bool fail_utf8(Event &event);
-    uint8_t *grow_message(size_t size);
+    bool read_header(const uint8_t* data, size_t size, size_t& pos, Event& event);
+    bool check_first_bytes(uint8_t b0, uint8_t b1, Event& event);
+    bool start_frame(const uint8_t* header, Event& event);
+    bool read_control_payload(uint8_t* data, size_t size, size_t& pos, Event& event);
+    bool read_data_payload(uint8_t* data, size_t size, size_t& pos, Event& event);
+    bool finish_close(std::string_view payload, Event& event);
+    bool deliver_message(std::string_view payload, Event& event);
+    bool fail(Event& event, uint16_t code, std::string_view why);
+    bool fail_utf8(Event& event);
+    uint8_t* grow_message(size_t size);
 
     uint64_t max_message_size_;
     Stage stage_ = Stage::Header;
@@ -155,7 +155,7 @@ class FrameParser {
     uint8_t control_have_ = 0;
 
     bool in_message_ = false;
-    bool message_delivered_ = false; // message_ is still lent out through the last Event
+    bool message_delivered_ = false; // message_buffer_ may be viewed by the last Event
     Opcode message_opcode_ = Opcode::Text;
     uint64_t message_size_ = 0; // bytes of the current message so far
     Utf8Validator utf8_;
@@ -166,7 +166,7 @@ class FrameParser {
     size_t message_buffered_ = 0;
 };
 
-template <class OnEvent> size_t FrameParser::feed(uint8_t *data, size_t size, OnEvent &&on_event) {
+template <class OnEvent> size_t FrameParser::feed(uint8_t* data, size_t size, OnEvent&& on_event) {
     size_t used = 0;
     while (used < size && !finished()) {
         Event event;
