@@ -7,7 +7,8 @@
 #  3. run its unit test (FakeHost);
 #  4. the module exports exactly one parley symbol, parley_plugin_entry_v0;
 #  5. a tiny C++ file compiles with `pkg-config --cflags parley`;
-#  6. copy the module to <build>/examples-out/parley-hello.so for the kernel tests.
+#  6. run the installed parleyd with a profile that loads the module; GET /hello.
+#  7. copy the module to <build>/examples-out/parley-hello.so for the kernel tests.
 set -euo pipefail
 
 fail() {
@@ -103,7 +104,37 @@ step "compile a C++ file with pkg-config --cflags parley" \
     "$cxx" -std=c++20 $cflags -o "$work/pc_consumer" "$work/pc_consumer.cpp"
 step "run the pkg-config consumer" "$work/pc_consumer"
 
-# 6. hand the module to later tests
+# 6. the INSTALLED parleyd loads the out-of-tree module from a profile and serves its route
+state="$work/state"
+mkdir -p "$state"
+cat >"$work/hello.yaml" <<YAML
+profile: sdk-hello
+state_dir: $state
+plugins:
+  - name: web
+    plugin: transport-ws
+    config: {port: 0, protocol: raw, threads: 1}
+  - name: greeter
+    file: $so
+    plugin: hello
+    config: {greeting: "hello from out of tree"}
+YAML
+"$prefix/bin/parleyd" --check-config "$work/hello.yaml" >/dev/null ||
+    fail "installed parleyd rejects a profile loading the example plugin"
+"$prefix/bin/parleyd" "$work/hello.yaml" 2>"$work/parleyd.log" &
+pid=$!
+for _ in $(seq 50); do [[ -s "$state/web.port" ]] && break; sleep 0.1; done
+[[ -s "$state/web.port" ]] || { kill "$pid"; cat "$work/parleyd.log" >&2; fail "parleyd did not start"; }
+port=$(cat "$state/web.port")
+reply=$(curl -s --max-time 5 "http://127.0.0.1:$port/hello" || true)
+kill -TERM "$pid"
+wait "$pid" || fail "parleyd did not exit 0 on SIGTERM"
+[[ "$reply" == "hello from out of tree" ]] ||
+    { cat "$work/parleyd.log" >&2; fail "GET /hello answered '$reply'"; }
+grep -q '"logger":"greeter"' "$work/parleyd.log" || fail "no log line from the plugin instance"
+echo "sdk_install_test: installed parleyd loaded the example plugin and served GET /hello"
+
+# 7. hand the module to later tests
 mkdir -p "$build/examples-out"
 cp "$so" "$build/examples-out/parley-hello.so"
 echo "sdk_install_test: OK ($build/examples-out/parley-hello.so)"
