@@ -14,3 +14,8 @@ add_test(NAME unit.link_vectors_js
   COMMAND node --test vectors.test.mjs
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
 set_tests_properties(unit.link_vectors_js PROPERTIES LABELS unit TIMEOUT 60)
+add_test(NAME integration.link_protocol
+  COMMAND node --test --test-concurrency=1 link-protocol.test.mjs
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
+set_tests_properties(integration.link_protocol PROPERTIES LABELS integration TIMEOUT 120
+  ENVIRONMENT "${PARLEY_BROWSER_ENV}")

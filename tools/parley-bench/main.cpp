@@ -326,7 +326,6 @@ class Worker {
 
   private:
     static constexpr size_t kRbuf = 256 * 1024;
-    static constexpr size_t kMaxOut = 1 << 20;
 
     void run() {
         if (o_.scenario == "churn") return run_churn();
