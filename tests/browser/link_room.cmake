@@ -19,3 +19,11 @@ add_test(NAME integration.link_protocol
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
 set_tests_properties(integration.link_protocol PROPERTIES LABELS integration TIMEOUT 120
   ENVIRONMENT "${PARLEY_BROWSER_ENV}")
+if(PARLEY_WITH_PG)
+  add_test(NAME integration.link_pg_restart
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/pg_env.sh
+            node --test --test-concurrency=1 link-pg-restart.test.mjs
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
+  set_tests_properties(integration.link_pg_restart PROPERTIES LABELS integration TIMEOUT 180
+    ENVIRONMENT "${PARLEY_BROWSER_ENV}")
+endif()
