@@ -9,6 +9,8 @@
 
 #include <parley/sdk.hpp>
 
+#include "json_escape.hpp"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -106,7 +108,7 @@ struct Env {
 std::unique_ptr<Dialect> make(std::string_view name, const Env& env);
 
 // Small helpers shared by dialects.
-std::string json_escape(std::string_view s);
+using parley::json_escape;
 bool is_base64url(std::string_view s);
 int64_t unix_ms();
 

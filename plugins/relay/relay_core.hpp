@@ -3,6 +3,8 @@
 // Nothing here logs or keeps state.
 #pragma once
 
+#include "json_escape.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -64,6 +66,6 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
 // "publicKey" / "signingPublicKey", from which the hash is computed. nullopt + `error` on failure.
 std::optional<std::set<std::string>> parse_allowlist(std::string_view json, std::string& error);
 
-std::string json_escape(std::string_view s);
+using parley::json_escape;
 
 } // namespace parley::relay
