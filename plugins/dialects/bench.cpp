@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -245,6 +246,7 @@ struct BenchConfig {
     int invites_per_ip = 60;
     std::string bench_id;
     std::vector<std::string> nats_peers;
+    bool benchtalks_pages = false; // serving BenchTalks' own pages: their CSP needs
 };
 
 std::string trim(std::string_view s) {
@@ -294,6 +296,16 @@ void apply_env(const sdk::Host& h, BenchConfig& cfg) {
     }
 }
 
+// BenchTalks' stock pages (its pkg/public) have assets/js/room.js; parley's client does not.
+bool serves_benchtalks_pages(const sdk::Host& h) {
+    auto pages = h.config_string("bench.pages", "auto");
+    if (pages != "auto") return pages == "benchtalks";
+    auto root = h.config_string("web_root");
+    std::error_code ec;
+    return !root.empty() &&
+           std::filesystem::is_regular_file(std::filesystem::path(root) / "assets/js/room.js", ec);
+}
+
 BenchConfig read_config(const sdk::Host& h) {
     BenchConfig cfg;
     cfg.max_file_size = h.config_int("bench.max_file_size", cfg.max_file_size);
@@ -313,6 +325,7 @@ BenchConfig read_config(const sdk::Host& h) {
         size_t(h.config_int("bench.max_invite_payload", int64_t(cfg.max_invite_payload)));
     cfg.invites_per_ip = int(h.config_int("bench.invites_per_ip", cfg.invites_per_ip));
     cfg.bench_id = h.config_string("bench.bench_id");
+    cfg.benchtalks_pages = serves_benchtalks_pages(h);
     for (size_t i = 0, n = h.config_count("bench.nats_peers"); i < n; ++i)
         cfg.nats_peers.push_back(h.config_string("bench.nats_peers." + std::to_string(i)));
     if (h.config_bool("bench.env_compat")) apply_env(h, cfg);
@@ -970,6 +983,9 @@ class Bench final : public Dialect {
                cfg.claim == Claim::First    ? "first"
                : cfg.claim == Claim::Sticky ? "sticky"
                                             : "none");
+        if (cfg.benchtalks_pages)
+            h.log(PARLEY_LOG_INFO, "bench: serving BenchTalks' own pages: their CSP allows inline "
+                                   "scripts and TweetNaCl from cdn.jsdelivr.net");
         if (!cfg.nats_peers.empty())
             h.logf(PARLEY_LOG_WARN,
                    "bench: %zu NATS peers configured, but federation is not implemented yet: "
@@ -1019,6 +1035,14 @@ class Bench final : public Dialect {
 
     // Images are shown from blob: URLs and the notification sound is a same-origin file.
     std::string csp() const override {
+        // BenchTalks' pages load TweetNaCl from jsDelivr, use inline handlers and styles and
+        // build messages with innerHTML: the loosest policy they run under, nothing more.
+        if (sh_->cfg.benchtalks_pages)
+            return "default-src 'none'; script-src 'self' 'unsafe-inline' "
+                   "https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline'; "
+                   "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: "
+                   "wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+                   "object-src 'none'";
         return "default-src 'none'; script-src 'self'; style-src 'self'; "
                "img-src 'self' data: blob:; media-src 'self'; connect-src 'self' ws: wss:; "
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'; "

@@ -77,10 +77,24 @@ constexpr parley_t_config_key kBenchKeys[] = {
         "Stable identity of this bench in a park ([A-Za-z0-9._-]{1,64}); empty: random at "
         "every start (BenchTalks' BENCH_ID).",
         PARLEY_CFG_RESTART),
+    key_enum("pages", "auto|parley|benchtalks", "auto",
+             "Which web client the listener serves, for its Content-Security-Policy. parley: "
+             "parley's own client under a strict policy (no inline code, Trusted Types). "
+             "benchtalks: BenchTalks' unmodified pages (web_root pointing at its pkg/public), "
+             "which need inline scripts and styles, innerHTML and TweetNaCl from "
+             "cdn.jsdelivr.net. auto: benchtalks when web_root holds BenchTalks' layout "
+             "(assets/js/room.js), else parley.",
+             PARLEY_CFG_RESTART),
     key_list("nats_peers", PARLEY_CFG_STRING,
              "NATS addresses of the park (BenchTalks' NATS_PEERS). Federation is not implemented "
              "yet: set, it is logged and the bench runs standalone.",
              PARLEY_CFG_RESTART | PARLEY_CFG_SECRET),
+};
+
+constexpr parley_t_config_key kRelayKeys[] = {
+    key_range("auth_timeout", PARLEY_CFG_DURATION, "10s", 100, 600000,
+              "Time a relay client has to answer the challenge before it is closed (1008).",
+              PARLEY_CFG_RESTART),
 };
 
 constexpr parley_t_config_key kConfig[] = {
@@ -128,6 +142,7 @@ constexpr parley_t_config_key kConfig[] = {
         "Permissions-Policy header (the relay profile with calls allows camera and mic)."),
     key_map("link", kLinkKeys, "Options of the link dialect."),
     key_map("bench", kBenchKeys, "Options of the bench (BenchTalks) dialect."),
+    key_map("relay", kRelayKeys, "Options of the relay dialect."),
 };
 
 const char* mime_of(const std::filesystem::path& p) {
