@@ -42,6 +42,7 @@ const nonce = crypto.randomBytes(4).toString('hex');
 const TEXT = {
   a1: `hello B, from A ${nonce} — ünïcödé ✓`,
   live: `live message ${nonce}\nsecond line`,
+  nacl: `via tweetnacl ${nonce}`,
 };
 const FILE_NAME = `report-${nonce}.bin`;
 const FILE_BYTES = crypto.randomBytes(150 * 1024);
@@ -256,6 +257,35 @@ describe(`relay web client (protocol ${PROTOCOL})`, { skip }, () => {
     console.log(`# live delivery (${live}): ${ms} ms`);
     await saveScreenshot(b, 'relay-web-B');
     await saveScreenshot(a, 'relay-web-A');
+  });
+
+  step('without WebCrypto Ed25519/X25519 the tweetnacl fallback interoperates (C -> B)', async () => {
+    const page = await newPage('C-nacl');
+    // Simulates a browser whose WebCrypto lacks the curves (injected by CDP, not subject to CSP).
+    await page.addInitScript(() => {
+      const curve = (a) => /^(Ed25519|X25519)$/i.test(typeof a === 'string' ? a : a?.name ?? '');
+      const s = crypto.subtle;
+      for (const fn of ['generateKey', 'importKey', 'sign', 'verify', 'deriveBits', 'deriveKey']) {
+        const orig = s[fn].bind(s);
+        const algIndex = fn === 'importKey' ? 2 : 0;
+        s[fn] = (...args) => (curve(args[algIndex]) ? Promise.reject(new DOMException('no', 'NotSupportedError')) : orig(...args));
+      }
+    });
+    await page.goto(`${server.url}/index.html`);
+    await page.waitForSelector('body[data-state="locked"]');
+    await page.setInputFiles('#identity-file', C().file);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
+    assert.equal(await page.getAttribute('body', 'data-crypto'), 'tweetnacl');
+    await page.click(`#directory .member[data-key-hash="${B().json.keyHash}"]`);
+    await page.fill('#composer', TEXT.nacl);
+    await page.press('#composer', 'Enter');
+    await page.waitForSelector('#messages .msg[data-dir="out"][data-kind="text"]');
+    const b = pages.get('B');
+    const member = `#directory .member[data-key-hash="${C().json.keyHash}"]`;
+    await b.waitForSelector(`${member} .unread`, { timeout: 20_000 });
+    await b.click(member);
+    await b.waitForFunction((t) => [...document.querySelectorAll('#messages .msg[data-dir="in"] .text')].some((e) => e.textContent === t),
+      TEXT.nacl, { timeout: 10_000 });
   });
 
   step('no plaintext, key or identity secret in any request, frame or log; no CSP violation', async () => {
