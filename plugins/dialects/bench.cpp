@@ -397,6 +397,21 @@ class Shared {
     const BenchConfig cfg;
     const Clock::time_point started = Clock::now();
     std::atomic<int64_t> rooms_live{0}; // rooms with at least one member (for /health)
+    // Set by the first make_public: until then no frame looks for transport-nats' federation.
+    std::atomic<bool> any_public{false};
+
+    // Calls a federation.* command of transport-nats (see its README): PARLEY_ERR_NOT_FOUND
+    // when that plugin is not loaded (standalone bench). args start with this bench's id.
+    parley_t_status federation(std::string_view cmd, parley_t_conn_id conn, std::string_view room,
+                               std::string_view rest) const {
+        std::string args = cfg.bench_id + "\n";
+        args.append(rest);
+        parley_t_command_call call{sizeof call};
+        call.conn = conn;
+        call.room = sdk::bytes(room);
+        call.args = sdk::bytes(args);
+        return t()->command_call(ctx(), sdk::bytes(cmd), &call);
+    }
 
     const parley_t_host* t() const { return host.table(); }
     parley_t_host_ctx_hptr ctx() const { return host.ctx(); }
@@ -669,6 +684,7 @@ class BenchSession final : public Session {
         if (left == 0) return room_emptied();
         auto f = sh_->host.frame_of(frame_text("leave", "", id_));
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
+        federate(f.view());
     }
 
   private:
@@ -730,6 +746,7 @@ class BenchSession final : public Session {
         // with the member count (and, in senderId, its own id).
         auto f = sh_->host.frame_of(frame_text("join", "", id_));
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id());
+        federate(f.view());
         c.send_text(frame_text("welcome", std::to_string(jr.members), id_));
     }
 
@@ -835,6 +852,7 @@ class BenchSession final : public Session {
         }
         auto f = frame_shared(sh_->host, type, payload, id_);
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id());
+        federate(f.view());
     }
 
     struct Found {
@@ -895,6 +913,7 @@ class BenchSession final : public Session {
     void on_make_public(Conn& c, std::string_view token) {
         if (!admin_token_ok(token)) return error(c, "invalid admin token");
         t()->room_meta_set(ctx(), sdk::bytes(room_), PARLEY_META_PUBLIC, sdk::bytes("1"), 0);
+        sh_->any_public.store(true);
         auto f = sh_->host.frame_of(frame_text("made_public", "", id_));
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id());
         c.send_text(frame_text("made_public", "", id_));
@@ -906,14 +925,43 @@ class BenchSession final : public Session {
         if (!valid_bench_id(in.admin_hash)) return error(c, "invalid claimer bench ID");
         if (!admin_token_ok(in.payload)) return error(c, "invalid admin token");
         std::string claimer(in.admin_hash);
+        // With transport-nats the token lives there (it verifies claims from the park) and it
+        // answers pair_token itself; standalone, it is kept here as BenchTalks does.
+        auto st = sh_->federation("federation.pair_request", c.id(), room_, id_ + "\n" + claimer);
+        if (st == PARLEY_OK) return;
+        if (st != PARLEY_ERR_NOT_FOUND) return error(c, "pairing is unavailable, try again");
         auto token = sh_->add_pair_token(room_, claimer);
         c.send_text(frame_text("pair_token", token + "|" + claimer, id_));
     }
 
-    // Claims travel to the park over NATS; federation is not wired yet, so like a standalone
-    // BenchTalks bench this answers that there is no park.
-    void on_claim_pair(Conn& c, std::string_view) {
-        error(c, "this bench is not connected to a park");
+    // Claims travel to the park over NATS (transport-nats); the answer comes later, as
+    // pair_approved to the room (or an error to this connection). Without transport-nats,
+    // like a standalone BenchTalks bench, this answers that there is no park.
+    void on_claim_pair(Conn& c, std::string_view token) {
+        if (token.empty()) {
+            auto st = sh_->federation("federation.status", 0, room_, {});
+            return error(c, st == PARLEY_ERR_NOT_FOUND ? "this bench is not connected to a park"
+                                                       : "missing pair token");
+        }
+        auto st = sh_->federation("federation.pair_claim", c.id(), room_,
+                                  id_ + "\n" + std::string(token));
+        if (st == PARLEY_ERR_NOT_FOUND) return error(c, "this bench is not connected to a park");
+        if (st != PARLEY_OK) return error(c, "invalid pair token");
+        c.send_text(frame_text("pair_claim_sent", "", id_));
+    }
+
+    // Frames of a public room also go to the park (transport-nats drops them until the room has
+    // a paired bench). Private rooms never leave the bench: one relaxed load until some room of
+    // this bench has been made public, then one metadata read.
+    void federate(std::string_view frame) {
+        if (!sh_->any_public.load(std::memory_order_relaxed)) return;
+        char flag = 0;
+        size_t len = 0;
+        if (t()->room_meta_get(ctx(), sdk::bytes(room_), PARLEY_META_PUBLIC, &flag, 1, &len) !=
+                PARLEY_OK ||
+            len != 1 || flag != '1')
+            return;
+        sh_->federation("federation.publish", 0, room_, frame);
     }
 
     void on_ban(Conn& c, const Incoming& in) {
@@ -988,8 +1036,8 @@ class Bench final : public Dialect {
                                    "scripts and TweetNaCl from cdn.jsdelivr.net");
         if (!cfg.nats_peers.empty())
             h.logf(PARLEY_LOG_WARN,
-                   "bench: %zu NATS peers configured, but federation is not implemented yet: "
-                   "running standalone (claim_pair answers that there is no park)",
+                   "bench: %zu NATS peers configured: federation is the transport-nats "
+                   "plugin's (its servers and federation keys), NATS_PEERS is not used",
                    cfg.nats_peers.size());
     }
 
@@ -1056,7 +1104,10 @@ class Bench final : public Dialect {
                    R"({"status":"ok","version":")" + std::string(kVersion) +
                        R"(","uptime_seconds":)" + std::to_string(up.count()) + R"(,"rooms":)" +
                        std::to_string(std::max<int64_t>(0, sh_->rooms_live.load())) +
-                       R"(,"federation":false})");
+                       R"(,"federation":)" +
+                       (sh_->federation("federation.status", 0, {}, {}) == PARLEY_ERR_NOT_FOUND
+                            ? "false}"
+                            : "true}"));
         return true;
     }
 

@@ -310,7 +310,7 @@ class Authenticated final : public Mode {
         env.append(kMagic);
         env.push_back(kind);
         env.append(pk_str_);
-        put64(env, seq_.fetch_add(1));
+        put64(env, next_seq());
         put64(env, uint64_t(unix_ms()));
         env.append(body);
         nc_.publish(nats::Out{std::move(subject), std::move(env), [this](nats::Out& o) {
@@ -319,6 +319,20 @@ class Authenticated final : public Mode {
                                   crypto_sign_detached(sig, nullptr, h, sizeof h, sk_.data());
                                   o.data.append(reinterpret_cast<char*>(sig), sizeof sig);
                               }});
+    }
+
+    // Sequence = max(previous + 1, unix microseconds): increasing across restarts of this
+    // bench too, so receivers' replay windows never see an old number again.
+    uint64_t next_seq() {
+        uint64_t now = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+        uint64_t prev = seq_.load();
+        uint64_t next;
+        do {
+            next = std::max(prev + 1, now);
+        } while (!seq_.compare_exchange_weak(prev, next));
+        return next;
     }
 
     bool verify(std::string_view subject, const Envelope& e) const {

@@ -62,6 +62,18 @@ constexpr parley_t_config_key kFederation[] = {
 constexpr parley_t_config_key kCluster[] = {
     // Cluster keys: the nats-cluster side adds its keys to this block only.
     sdk::key("enabled", PARLEY_CFG_BOOL, "false", "share all rooms with the other nodes"),
+    sdk::key("name", PARLEY_CFG_STRING, "parley",
+             "cluster name ([A-Za-z0-9_-]{1,32}): subject prefix parley.cluster.<name> and "
+             "JetStream KV buckets parley_cluster_<name>_meta/_nodes"),
+    sdk::key_range("heartbeat", PARLEY_CFG_DURATION, "1s", 50, 60000,
+                   "how often a node announces itself and its members"),
+    sdk::key_range("node_ttl", PARLEY_CFG_DURATION, "5s", 100, 600000,
+                   "a node silent this long is dead: its members leave (at least 2 heartbeats)"),
+    sdk::key_range("node_slot", PARLEY_CFG_INT, "-1", -1, 255,
+                   "low byte of this node's history sequences; -1 claims a free one in KV"),
+    sdk::key("room_key", PARLEY_CFG_STRING, nullptr,
+             "optional cluster-wide secret keying the room hashes on subjects and KV keys",
+             PARLEY_CFG_SECRET),
 };
 constexpr parley_t_config_key kConfig[] = {
     sdk::key_list("servers", PARLEY_CFG_STRING,
