@@ -21,11 +21,13 @@ int64_t unix_ms() {
 std::unique_ptr<Dialect> make_link(const Env& env);
 std::unique_ptr<Dialect> make_bench(const Env& env);
 std::unique_ptr<Dialect> make_raw(const Env& env);
+std::unique_ptr<Dialect> make_relay(const Env& env);
 
 std::unique_ptr<Dialect> make(std::string_view name, const Env& env) {
     if (name == "link") return make_link(env);
     if (name == "bench") return make_bench(env);
     if (name == "raw") return make_raw(env);
+    if (name == "relay") return make_relay(env);
     return nullptr;
 }
 

@@ -13,6 +13,7 @@
 #include <parley/sdk.hpp>
 
 #include <sodium.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -38,9 +39,10 @@ namespace relay = parley::relay;
 
 constexpr parley_t_config_key kConfig[] = {
     key("allowlist", PARLEY_CFG_STRING, nullptr,
-        "Path of allowlist.json (from `parley identities generate` or `import-relay`); relative "
-        "paths are resolved against parleyd's working directory. Re-read on reload and when its "
-        "modification time changes.",
+        "Path of allowlist.json (from `parley identities generate` or `import-relay`); a "
+        "relative path is resolved against the directory of the profile file. Re-read on "
+        "reload, when its modification time changes (allowlist_poll) and, if the file changed, "
+        "at the next admission or API check.",
         PARLEY_CFG_REQUIRED),
     key_enum("mode", "secure|compat", "secure",
              "secure: blob routes need an Ed25519 request proof from an allowlisted key; "
@@ -88,6 +90,40 @@ std::optional<std::string_view> header(const parley_t_http_request* req, std::st
     return view(out);
 }
 
+// The directory of the profile parleyd runs, so relative paths in it mean what they say wherever
+// parleyd was started from. The plugin ABI does not carry the profile's path, so it is read from
+// parleyd's command line (`parleyd [options] PROFILE`; the options that take a value are
+// skipped). Empty when it cannot be found (then relative paths stay relative to the cwd).
+std::filesystem::path profile_dir() {
+    std::ifstream in("/proc/self/cmdline", std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    std::vector<std::string> argv;
+    for (size_t i = 0; i < all.size();) {
+        size_t z = all.find('\0', i);
+        if (z == std::string::npos) z = all.size();
+        argv.emplace_back(all.substr(i, z - i));
+        i = z + 1;
+    }
+    for (size_t i = 1; i < argv.size(); ++i) {
+        const auto& a = argv[i];
+        if (a == "--state-dir" || a == "--describe-plugin" || a == "--plugin-path") {
+            ++i;
+            continue;
+        }
+        if (a.empty() || a[0] == '-') continue;
+        std::error_code ec;
+        auto abs = std::filesystem::absolute(a, ec);
+        return ec ? std::filesystem::path() : abs.parent_path();
+    }
+    return {};
+}
+
+std::string resolve_path(const std::string& p) {
+    if (p.empty() || std::filesystem::path(p).is_absolute()) return p;
+    auto dir = profile_dir();
+    return dir.empty() ? p : (dir / p).lexically_normal().string();
+}
+
 bool valid_blob_id(std::string_view id) {
     if (id.empty() || id.size() > 128) return false;
     for (char c : id)
@@ -115,6 +151,7 @@ struct Pending {
     std::string cors;       // CORS headers for this request's origin (may be empty)
     std::string caller;     // secure mode: the proven key hash
     std::string id;         // DELETE: the blob id
+    std::string recipient;  // POST: whose box to notify once stored
     int64_t expires_ms = 0; // POST: the expiry handed to the store, echoed as expiresAt
 };
 
@@ -152,6 +189,12 @@ class Relay final : public Plugin {
                                  " is already registered by another instance");
                 return PARLEY_ERR_EXISTS;
             }
+        }
+        // The relay dialect's admission guard asks here whether a proven key is a member.
+        if (t->command_register(host().ctx(), bytes("relay.allowed"), &on_allowed, this) !=
+            PARLEY_OK) {
+            host().set_error("command relay.allowed is already registered by another instance");
+            return PARLEY_ERR_EXISTS;
         }
         arm_poll();
         auto s = settings();
@@ -201,9 +244,42 @@ class Relay final : public Plugin {
         std::lock_guard lk(mu_);
         return allow_;
     }
-    bool allowed(std::string_view hash) const {
+    bool allowed(std::string_view hash) {
+        refresh_allowlist();
         auto a = allowlist();
         return a && a->count(std::string(hash)) != 0;
+    }
+
+    // An edited allowlist applies at the next check, without waiting for the poll: the file's
+    // identity (mtime, size, inode) is compared on every check (one stat; the file is re-read
+    // only when it changed, and a malformed new file keeps the previous list).
+    void refresh_allowlist() {
+        std::string path;
+        FileId seen;
+        {
+            std::lock_guard lk(mu_);
+            path = allowlist_path_;
+            seen = allowlist_id_;
+        }
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) return;
+        if (FileId::of(st) == seen) return;
+        std::unique_lock busy(refresh_mu_, std::try_to_lock);
+        if (!busy) return; // another thread is re-reading it right now
+        std::string err;
+        if (!load_allowlist(err))
+            host().logf(PARLEY_LOG_WARN, "relay: %s (keeping the previous one)", err.c_str());
+    }
+
+    // relay.allowed: call->identity is a key hash proven by the caller (the relay dialect).
+    static parley_t_status on_allowed(void* user, const parley_t_command_call* call) noexcept {
+        auto* self = static_cast<Relay*>(user);
+        try {
+            std::string_view h = view(call->identity);
+            return relay::is_key_hash(h) && self->allowed(h) ? PARLEY_OK : PARLEY_ERR_DENIED;
+        } catch (...) {
+            return PARLEY_ERR;
+        }
     }
 
     void load_settings() {
@@ -215,7 +291,7 @@ class Relay final : public Plugin {
         s->list_limit = uint32_t(host().config_int("list_limit", 100));
         std::lock_guard lk(mu_);
         settings_ = std::move(s);
-        allowlist_path_ = host().config_string("allowlist");
+        allowlist_path_ = resolve_path(host().config_string("allowlist"));
         poll_ms_ = uint64_t(host().config_int("allowlist_poll", 10000));
     }
 
@@ -227,6 +303,8 @@ class Relay final : public Plugin {
         }
         std::error_code ec;
         auto mtime = std::filesystem::last_write_time(path, ec);
+        struct stat st {};
+        bool have_id = ::stat(path.c_str(), &st) == 0;
         std::ifstream in(path, std::ios::binary);
         if (!in) {
             err = "cannot read allowlist " + path;
@@ -245,6 +323,7 @@ class Relay final : public Plugin {
             std::lock_guard lk(mu_);
             allow_ = std::make_shared<const Allowlist>(std::move(*parsed));
             if (!ec) allowlist_mtime_ = mtime;
+            if (have_id) allowlist_id_ = FileId::of(st);
         }
         host().set(m_keys_, int64_t(n));
         host().logf(PARLEY_LOG_INFO, "relay: allowlist loaded (%zu keys)", n);
@@ -478,7 +557,8 @@ class Relay final : public Plugin {
         auto ct = header(req, "content-type");
         if (!ct || !ieq_prefix(*ct, "application/octet-stream")) {
             host().add(m_size_);
-            return fail(resp, cors, 415, "expected application/octet-stream");
+            // Relay's express.raw() leaves other types unread: an empty body, hence its 400.
+            return fail(resp, cors, s.secure ? 415 : 400, "expected application/octet-stream");
         }
         if (req->body.len != relay::kBlobSize) {
             host().add(m_size_);
@@ -500,6 +580,7 @@ class Relay final : public Plugin {
         p->resp = resp;
         p->cors = std::move(cors);
         p->expires_ms = expires;
+        p->recipient = recipient;
         begin();
         Pending* raw = p.get();
         auto st = host().table()->blob_put(host().ctx(), bytes(recipient), req->body, expires,
@@ -520,6 +601,7 @@ class Relay final : public Plugin {
         try {
             if (st == PARLEY_OK) {
                 self->host().add(self->m_posts_);
+                self->notify(p->recipient);
                 respond(p->resp, self->host().table(), 201, p->cors,
                         R"({"id":")" + relay::json_escape(view(id)) + R"(","expiresAt":")" +
                             relay::iso_utc_ms(p->expires_ms) + R"("})");
@@ -690,7 +772,12 @@ class Relay final : public Plugin {
                 self->host().add(self->m_deletes_);
                 respond(p->resp, self->host().table(), 204, p->cors, "");
             } else if (st == PARLEY_ERR_NOT_FOUND) {
-                self->fail(p->resp, p->cors, 404, "not found");
+                // Relay deletes with deleteMany and answers 204 either way; its client treats
+                // anything else as an error. Secure mode never reaches here for absent blobs.
+                if (self->settings()->secure)
+                    self->fail(p->resp, p->cors, 404, "not found");
+                else
+                    respond(p->resp, self->host().table(), 204, p->cors, "");
             } else {
                 int status = 0;
                 auto msg = store_error(st, status);
@@ -702,9 +789,25 @@ class Relay final : public Plugin {
         self->end();
     }
 
+    // Relay's `refresh`: members watching this box (relay dialect, join_blob) re-list it.
+    void notify(const std::string& recipient) {
+        auto f = host().frame_of(R"({"type":"refresh"})");
+        host().table()->room_publish(host().ctx(), bytes("blob:" + recipient), f.get(), 0);
+    }
+
     struct Bucket {
         double tokens;
         int64_t at;
+    };
+
+    struct FileId {
+        int64_t mtime_ns = -1, size = -1;
+        uint64_t ino = 0;
+        static FileId of(const struct stat& st) {
+            return {int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                    int64_t(st.st_size), uint64_t(st.st_ino)};
+        }
+        bool operator==(const FileId&) const = default;
     };
 
     mutable std::mutex mu_; // settings_, allow_, allowlist_path_/mtime_, poll_ms_
@@ -712,6 +815,8 @@ class Relay final : public Plugin {
     std::shared_ptr<const Allowlist> allow_;
     std::string allowlist_path_;
     std::filesystem::file_time_type allowlist_mtime_{};
+    FileId allowlist_id_;
+    std::mutex refresh_mu_;
     uint64_t poll_ms_ = 0;
     uint64_t poll_timer_ = 0;
     std::atomic<bool> poll_busy_{false};

@@ -1,5 +1,6 @@
 // plugins/relay/relay_core: key hash, obfuscated expiry, ISO formatting, request proofs, query
 // parsing and the accepted allowlist shapes.
+#include "relay.hpp"
 #include "relay_core.hpp"
 
 #include <gtest/gtest.h>
@@ -139,6 +140,38 @@ TEST_F(RelayCore, AllowlistShapes) {
     EXPECT_FALSE(parse_allowlist(R"({"other":[]})", err));
     EXPECT_FALSE(parse_allowlist(R"([{"name":"x"}])", err));
     EXPECT_FALSE(parse_allowlist("42", err));
+}
+
+// The relay dialect computes key hashes on its own (it does not link relay_core): both must
+// agree byte for byte, or admitted keys would not match the allowlist.
+TEST_F(RelayCore, DialectKeyHashAndAuthMessage) {
+    for (int i = 0; i < 50; ++i) {
+        unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+        crypto_sign_keypair(pk, sk);
+        EXPECT_EQ(parley::dialect::relay_key_hash(raw(pk, sizeof pk)),
+                  key_hash_of_public_key(raw(pk, sizeof pk)));
+    }
+    std::string k;
+    for (int i = 0; i < 32; ++i)
+        k += char(i);
+    EXPECT_EQ(parley::dialect::relay_key_hash(k),
+              "905f28def18eaac05ae6f12b2c3452744afaf626da1343d57b395b544e0519b6");
+    EXPECT_EQ(parley::dialect::relay_b64(k), b64_encode(k));
+    EXPECT_EQ(parley::dialect::relay_auth_message("bm9uY2U="), "parley-relay-auth-v1\nbm9uY2U=");
+}
+
+// Relay's scripts/generate-20-identities.mjs writes allowed-keys-seed.json as
+// JSON.stringify(hashes, null, 2): a pretty-printed array of lowercase hex strings, where each
+// hash is hex(SHA-256(base64(raw P-256 public key))) -- the same formula over another key type.
+TEST_F(RelayCore, RelaySeedFile) {
+    std::string p256_b64 = b64_encode(std::string(1, '\x04') + std::string(64, '\x11'));
+    std::string h1 = sha256_hex(p256_b64), h2 = sha256_hex("other");
+    std::string seed = "[\n  \"" + h1 + "\",\n  \"" + h2 + "\"\n]";
+    std::string err;
+    auto a = parse_allowlist(seed, err);
+    ASSERT_TRUE(a) << err;
+    EXPECT_EQ(a->size(), 2u);
+    EXPECT_EQ(a->count(h1), 1u);
 }
 
 } // namespace

@@ -1,0 +1,24 @@
+// Pieces of the relay dialect that other code needs to agree on byte for byte: the string a
+// client signs to prove its key, and the key hash (the same definition as `parley identities`
+// and the relay plugin: lowercase hex(SHA-256(standard padded base64(raw Ed25519 public key)))).
+#pragma once
+
+#include "dialect.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace parley::dialect {
+
+// The auth signature covers the UTF-8 bytes of this prefix followed by the challenge nonce
+// exactly as the server sent it (its base64 text).
+inline constexpr std::string_view kRelayAuthPrefix = "parley-relay-auth-v1\n";
+
+std::string relay_auth_message(std::string_view nonce);
+// Standard base64 with padding.
+std::string relay_b64(std::string_view raw);
+std::string relay_key_hash(std::string_view raw_ed25519_pk);
+
+std::unique_ptr<Dialect> make_relay(const Env& env);
+
+} // namespace parley::dialect
