@@ -97,6 +97,21 @@ describe('parley identities generate', () => {
     assert.deepEqual([...allow.keyHashes].sort(), members.map((m) => m.keyHash).sort());
   });
 
+  test("import-relay reads Relay's allowed-keys-seed.json (JSON.stringify(hashes, null, 2))", () => {
+    // Relay's scripts/generate-20-identities.mjs writes exactly this: a pretty-printed array.
+    const seed = path.join(tmp, 'relay-seed.json');
+    fs.writeFileSync(seed, JSON.stringify(members.map((m) => m.keyHash), null, 2), 'utf8');
+    const out = path.join(tmp, 'relay-imported.json');
+    execFileSync(CLI, ['identities', 'import-relay', seed, '--out', out], { stdio: 'pipe' });
+    const allow = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.equal(allow.format, 'parley-relay-allowlist');
+    assert.deepEqual([...allow.keyHashes].sort(), members.map((m) => m.keyHash).sort());
+    // Relay's seed script refuses an empty seed; so does import-relay.
+    fs.writeFileSync(seed, '[]');
+    assert.throws(() => execFileSync(CLI, ['identities', 'import-relay', seed, '--out', path.join(tmp, 'empty.json')], { stdio: 'pipe' }));
+    assert.ok(!fs.existsSync(path.join(tmp, 'empty.json')));
+  });
+
   test('import-relay converts a seed file (array of records) to allowlist.json', () => {
     const seed = path.join(tmp, 'allowed-keys-seed.json');
     fs.writeFileSync(seed, JSON.stringify(members.map((m) => ({ keyHash: m.keyHash.toUpperCase() }))));
@@ -350,6 +365,64 @@ describe('relay compat mode', () => {
       method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body,
     });
     assert.equal(r.status, 403);
+  });
+
+  // The shapes Relay's server (relay-server/src/routes/blob.js, keys.js, index.js) gives its
+  // client, status by status, as its unmodified relay-web/src/lib/api.ts calls them.
+  test("compat answers in Relay's shapes (blob.js, keys.js)", async () => {
+    const box = members[2].keyHash;
+    const octet = { 'Content-Type': 'application/octet-stream' };
+    const isJsonError = async (r, status) => {
+      assert.equal(r.status, status);
+      assert.match(r.headers.get('content-type'), /^application\/json/);
+      const j = await r.json();
+      assert.deepEqual(Object.keys(j), ['error']);
+      assert.equal(typeof j.error, 'string');
+    };
+    // POST: missing recipient 400; wrong size 400; not octet-stream 400 (express.raw leaves the
+    // body empty); unknown recipient 403; oversized 413.
+    await isJsonError(await fetch(`${url}/api/blobs`, { method: 'POST', headers: octet, body: crypto.randomBytes(BLOB) }), 400);
+    await isJsonError(await fetch(`${url}/api/blobs?recipientKeyHash=${box}`, { method: 'POST', headers: octet, body: crypto.randomBytes(BLOB - 1) }), 400);
+    await isJsonError(await fetch(`${url}/api/blobs?recipientKeyHash=${box}`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'x'.repeat(BLOB) }), 400);
+    await isJsonError(await fetch(`${url}/api/blobs?recipientKeyHash=${'ef'.repeat(32)}`, { method: 'POST', headers: octet, body: crypto.randomBytes(BLOB) }), 403);
+    assert.equal((await fetch(`${url}/api/blobs?recipientKeyHash=${box}`, { method: 'POST', headers: octet, body: crypto.randomBytes(200 * 1024) })).status, 413);
+    // 201 {id, expiresAt} with expiresAt = send day's UTC midnight + 72 h + 0..1440 min.
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const t = Date.now();
+      const r = await fetch(`${url}/api/blobs?recipientKeyHash=${encodeURIComponent(box)}`, { method: 'POST', headers: octet, body: crypto.randomBytes(BLOB) });
+      assert.equal(r.status, 201);
+      const j = await r.json();
+      assert.deepEqual(Object.keys(j).sort(), ['expiresAt', 'id']);
+      assert.match(j.expiresAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z$/);
+      const midnight = Math.floor(t / DAY) * DAY;
+      const e = Date.parse(j.expiresAt);
+      assert.ok(e >= midnight + 3 * DAY && e <= midnight + 4 * DAY, j.expiresAt);
+      ids.push(j.id);
+    }
+    // GET: 400 without recipient, 403 unknown, else [{id, payload, expiresAt}] by expiry.
+    await isJsonError(await fetch(`${url}/api/blobs`), 400);
+    await isJsonError(await fetch(`${url}/api/blobs?recipientKeyHash=${'ef'.repeat(32)}`), 403);
+    const list = await (await fetch(`${url}/api/blobs?recipientKeyHash=${box}`)).json();
+    assert.equal(list.length, 3);
+    for (const it of list) assert.deepEqual(Object.keys(it).sort(), ['expiresAt', 'id', 'payload']);
+    const sorted = [...list].sort((a, b) => Date.parse(a.expiresAt) - Date.parse(b.expiresAt));
+    assert.deepEqual(list.map((b) => b.expiresAt), sorted.map((b) => b.expiresAt));
+    assert.deepEqual(list.map((b) => b.id).sort(), [...ids].sort());
+    // DELETE as api.ts sends it (with ?recipientKeyHash=): 204, empty body; again: 204.
+    for (const id of ids) {
+      for (let k = 0; k < 2; k++) {
+        const r = await fetch(`${url}/api/blobs/${id}?recipientKeyHash=${encodeURIComponent(box)}`, { method: 'DELETE' });
+        assert.equal(r.status, 204);
+        assert.equal(await r.text(), '');
+      }
+    }
+    assert.deepEqual(await (await fetch(`${url}/api/blobs?recipientKeyHash=${box}`)).json(), []);
+    // keys.js and index.js.
+    assert.deepEqual(await (await fetch(`${url}/api/keys/allowed?keyHash=${box}`)).json(), { allowed: true });
+    assert.deepEqual(await (await fetch(`${url}/api/keys/allowed?keyHash=${'ef'.repeat(32)}`)).json(), { allowed: false });
+    await isJsonError(await fetch(`${url}/api/keys/allowed`), 400);
+    assert.deepEqual(await (await fetch(`${url}/health`)).json(), { ok: true });
   });
 
   test('CORS preflight is answered for web_origin', async () => {

@@ -227,6 +227,10 @@ int import_relay(const std::vector<std::string>& args) {
         std::fprintf(stderr, "parley identities: %s: %s\n", in.c_str(), err.c_str());
         return 1;
     }
+    if (hashes->empty()) { // as Relay's seed-allowed-keys.mjs: an empty circle is a mistake
+        std::fprintf(stderr, "parley identities: %s: no key hashes\n", in.c_str());
+        return 1;
+    }
     std::string allow =
         "{\n  \"format\": \"parley-relay-allowlist\",\n  \"version\": 1,\n  \"keyHashes\": [";
     bool first = true;
