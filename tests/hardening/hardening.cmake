@@ -30,3 +30,13 @@ endif()
 add_test(NAME integration.hardening.soak COMMAND ${Python3_EXECUTABLE} ${_hard_dir}/soak.py)
 set_tests_properties(integration.hardening.soak PROPERTIES LABELS integration TIMEOUT 150
   RUN_SERIAL TRUE ENVIRONMENT "${_hard_env};SOAK_SECONDS=60")
+
+# Privacy audit: link-room (store-pg, `parley chat`), bench and the relay blob API with debug
+# logging; no secret, plaintext or client address in the log or in pg_dump; blob expiry blurred.
+if(PARLEY_WITH_PG AND TARGET parley_store_pg AND TARGET parley_relay AND TARGET parley)
+  add_test(NAME integration.privacy_audit
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/pg_env.sh
+            node --test --test-concurrency=1 ${_hard_dir}/privacy_audit.mjs)
+  set_tests_properties(integration.privacy_audit PROPERTIES LABELS integration TIMEOUT 120
+    SKIP_RETURN_CODE 77 ENVIRONMENT "${_hard_env};PARLEY_CLI=$<TARGET_FILE:parley>")
+endif()
