@@ -323,6 +323,13 @@ class Relay final : public Dialect {
         return std::make_unique<SessionHandle>(std::make_shared<RelaySession>(sh_));
     }
 
+    // The web client's page at `/` (web_root/index.html); its other files are served as static.
+    bool http(const HttpRequest& req, HttpReply& rep) override {
+        if ((req.method != "GET" && req.method != "HEAD") || req.path != "/") return false;
+        rep.file = "index.html";
+        return true;
+    }
+
     std::string csp() const override {
         // The relay web client shows decrypted images and files from blob: URLs.
         return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: "
