@@ -9,4 +9,4 @@ add_test(NAME browser.relay_web
   COMMAND node --test --test-concurrency=1 relay-web.test.mjs
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
 set_tests_properties(browser.relay_web PROPERTIES LABELS browser TIMEOUT 300
-  ENVIRONMENT "PARLEYD=$<TARGET_FILE:parleyd>;PARLEY_CLI=$<TARGET_FILE:parley>;PARLEY_RELAY_WEB_PROFILE=${CMAKE_SOURCE_DIR}/tests/browser/profiles/relay-web.yaml.in;PARLEY_RELAY_WEB_ROOT=${CMAKE_SOURCE_DIR}/plugins/transport-ws/web/relay;PARLEY_RELAY_WEB_PROTOCOL=raw;ARTIFACTS_DIR=${CMAKE_BINARY_DIR}/artifacts;PARLEY_REQUIRE_BROWSER=1")
+  ENVIRONMENT "PARLEYD=$<TARGET_FILE:parleyd>;PARLEY_CLI=$<TARGET_FILE:parley>;PARLEY_RELAY_WEB_PROFILE=${CMAKE_SOURCE_DIR}/tests/browser/profiles/relay-web.yaml.in;PARLEY_RELAY_WEB_ROOT=${CMAKE_SOURCE_DIR}/plugins/transport-ws/web/relay;PARLEY_RELAY_WEB_PROTOCOL=relay;ARTIFACTS_DIR=${CMAKE_BINARY_DIR}/artifacts;PARLEY_REQUIRE_BROWSER=1")
