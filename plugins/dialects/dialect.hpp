@@ -77,6 +77,11 @@ class Session {
     virtual void on_rate_limited(Conn&) {}
     // The connection is gone; publish leave notices to others. Do not send to `c`.
     virtual void on_close(Conn& c) = 0;
+    // Frames the kernel delivers (room_publish, send_to) are services' JSON; a dialect with
+    // another wire format (Socket.IO) re-encodes them here. Read once at upgrade, so other
+    // dialects pay nothing. Must not touch the session's state (it may run inside on_text).
+    virtual bool rewrites_out() const { return false; }
+    virtual std::string rewrite_out(std::string_view frame) { return std::string(frame); }
 };
 
 class Dialect {

@@ -16,6 +16,7 @@
 // The allowlist lives in the relay plugin: the dialect asks it through the command bus
 // (`relay.allowed`, call.identity = key hash), so transports need no relay state of their own.
 #include "relay.hpp"
+#include "socketio.hpp"
 
 #include <simdjson.h>
 #include <sodium.h>
@@ -315,6 +316,11 @@ class Relay final : public Dialect {
     }
 
     std::unique_ptr<Session> upgrade(const HttpRequest& req, HttpReply& refusal) override {
+        if (is_socketio_path(req.path)) { // Relay's own app (signaling helper, socketio.cpp)
+            SocketIoOptions o;
+            o.auth_timeout_ms = sh_->auth_timeout_ms;
+            return socketio_upgrade(sh_->host, o, req, refusal);
+        }
         if (req.path != "/ws") {
             refusal.status = 404;
             refusal.body = "not found\n";

@@ -171,6 +171,7 @@ class Signaling;
 
 struct CommandEntry {
     const char* name;
+    const char* event;
     void (Signaling::*fn)(parley_t_conn_id, const std::string&, const Args&, Out&);
 };
 
@@ -190,13 +191,15 @@ class Signaling final : public Plugin {
 
     parley_t_status start() override {
         static const CommandEntry kCommands[] = {
-            {"call.join_room", &Signaling::on_join},
-            {"call.leave_room", &Signaling::on_leave},
-            {"call.signal", &Signaling::on_signal},
-            {"call.call_state", &Signaling::on_call_state},
-            {"call.members", &Signaling::on_members},
-            {"call.turn_credentials", &Signaling::on_turn},
-            {"call.disconnect", &Signaling::on_disconnect},
+            {"call.join_room", "join_room", &Signaling::on_join},
+            {"call.leave_room", "leave_room", &Signaling::on_leave},
+            {"call.signal", "signal", &Signaling::on_signal},
+            {"call.call_state", "call_state", &Signaling::on_call_state},
+            {"call.members", "members", &Signaling::on_members},
+            {"call.turn_credentials", "turn_credentials", &Signaling::on_turn},
+            // The relay and Socket.IO dialects call this when a proven connection closes;
+            // clients cannot send it (their events are all named call.*).
+            {"relay.closed", "closed", &Signaling::on_disconnect},
         };
         slots_.reserve(std::size(kCommands)); // registered pointers must stay valid
         for (auto& c : kCommands) {
@@ -240,11 +243,11 @@ class Signaling final : public Plugin {
     }
 
     parley_t_status handle(const CommandEntry& e, const parley_t_command_call* call) {
-        std::string_view event = std::string_view(e.name).substr(5); // after "call."
+        std::string_view event = e.event;
         std::string identity(view(call->identity));
         parley_t_conn_id conn = call->conn;
         Out out;
-        bool internal = event == "disconnect";
+        bool internal = event == "closed";
         if (!internal) {
             if (!conn) return PARLEY_ERR_INVALID;
             if (identity.empty() || !identity_allowed(identity)) {

@@ -362,6 +362,7 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
     tokens_ = s->burst;
     tokens_at_ = Clock::now();
     session_ = std::move(session);
+    rewrite_out_ = session_->rewrites_out();
     session_->on_open(*this);
     // Bytes that followed the request head belong to the WebSocket.
     if (!in_.empty() && state_ == State::WebSocket) {
@@ -503,6 +504,17 @@ void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
     if (state_ != State::WebSocket) {
         if (retained) t_.host().table()->frame_release(frame);
         return;
+    }
+    if (rewrite_out_ && session_) {
+        // One copy per recipient, only for dialects that asked (Socket.IO's 42[...] framing).
+        std::string text = session_->rewrite_out(std::string_view(frame->data, frame->len));
+        if (retained) t_.host().table()->frame_release(frame);
+        if (text.empty()) return;
+        frame = t_.host().table()->frame_alloc(t_.host().ctx(), text.size());
+        std::memcpy(frame->data, text.data(), text.size());
+        frame->len = text.size();
+        frame->flags = PARLEY_FRAME_TEXT;
+        retained = true;
     }
     if (!retained) t_.host().table()->frame_retain(frame);
     if (holding_) {

@@ -89,6 +89,7 @@ class Connection final : public dialect::Conn {
     std::vector<parley_t_frame_hptr> held_;
     size_t held_bytes_ = 0;
     bool holding_ = false;
+    bool rewrite_out_ = false; // the session re-encodes kernel frames (Socket.IO)
     bool keep_alive_ = false;
     bool slow_warned_ = false;
     bool ping_outstanding_ = false;

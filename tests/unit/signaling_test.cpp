@@ -213,8 +213,9 @@ TEST_F(Fixture, MeshOfThreeAndDisconnect) {
     call("signal", c, C, R"([{"to":")" + id(a) + R"(","candidate":{"candidate":"x"}}])");
     EXPECT_NE(last(a).find(R"("from":")" + id(c)), std::string::npos);
     fake.clear_deliveries();
-    // The dialect reports a closed connection with call.disconnect.
-    EXPECT_EQ(fake.call("call.disconnect", b, "", {}, B), PARLEY_OK);
+    // The dialect reports a closed connection with relay.closed.
+    EXPECT_EQ(fake.call("relay.closed", b, R"({"type":"closed"})", {}, B), PARLEY_OK);
+    EXPECT_FALSE(fake.has_command("call.closed")); // not reachable by clients
     EXPECT_EQ(last(a), R"({"type":"peer_left","args":[")" + id(b) + R"("]})");
     EXPECT_EQ(last(c), R"({"type":"peer_left","args":[")" + id(b) + R"("]})");
     // A connection that vanished without notice is dropped when a send to it fails.
