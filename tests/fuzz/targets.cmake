@@ -57,3 +57,18 @@ parley_fuzz_target(profile
   INCLUDES ${PROJECT_SOURCE_DIR}/kernel
   LIBS parley::api yaml-cpp ${CMAKE_DL_LIBS})
 target_compile_definitions(fuzz_profile PRIVATE PARLEY_PLUGIN_RELDIR="${PARLEY_PLUGIN_INSTALL_DIR}")
+
+# transport-nats' federated frame filter and argument splitter (federation_common.cpp). Only the
+# libnats headers are needed, not the library.
+set(_nats_dir ${PROJECT_SOURCE_DIR}/plugins/transport-nats)
+if(EXISTS ${_nats_dir}/federation_common.cpp)
+  pkg_check_modules(FUZZ_NATS QUIET libnats)
+  if(FUZZ_NATS_FOUND)
+    if(NOT TARGET PkgConfig::FUZZ_SIMDJSON)
+      pkg_check_modules(FUZZ_SIMDJSON REQUIRED IMPORTED_TARGET simdjson)
+    endif()
+    parley_fuzz_target(nats_frame SOURCES ${_nats_dir}/federation_common.cpp
+      INCLUDES ${_nats_dir} ${PROJECT_SOURCE_DIR}/plugins/common ${FUZZ_NATS_INCLUDE_DIRS}
+      LIBS parley::api PkgConfig::FUZZ_SIMDJSON PkgConfig::SODIUM)
+  endif()
+endif()
