@@ -160,7 +160,8 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         call.args = sdk::bytes(msg);
         call.identity = sdk::bytes(key_hash_);
         auto st = host()->command_call(ctx(), sdk::bytes(name), &call);
-        if (st == PARLEY_ERR_NOT_FOUND) bad(c, kUnknownType);
+        // Not counted as a bad frame: a client may know events this profile does not serve.
+        if (st == PARLEY_ERR_NOT_FOUND) c.send_text(kUnknownType);
         // Other statuses: the service answered (or chose not to) with send_to.
     }
 
@@ -253,10 +254,7 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
     }
 
     void bad(Conn& c, std::string_view error) {
-        if (error.starts_with("{"))
-            c.send_text(error);
-        else
-            c.send_text(R"({"type":"error","error":")" + json_escape(error) + "\"}");
+        c.send_text(R"({"type":"error","error":")" + json_escape(error) + "\"}");
         if (++errors_ >= kMaxErrors) {
             state_ = State::failed;
             c.close(1008, "too many bad frames");
