@@ -7,7 +7,7 @@ endif()
 add_test(NAME browser.signaling_call
   COMMAND node --test --test-concurrency=1 signaling.test.mjs
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/browser)
-set_tests_properties(browser.signaling_call PROPERTIES LABELS browser TIMEOUT 180
+set_tests_properties(browser.signaling_call PROPERTIES LABELS browser TIMEOUT 240
   ENVIRONMENT "PARLEYD=$<TARGET_FILE:parleyd>;PARLEY_CLI=$<TARGET_FILE:parley>")
 add_test(NAME integration.socketio
   COMMAND node --test --test-concurrency=1 signaling-socketio.test.mjs

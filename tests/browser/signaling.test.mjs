@@ -100,11 +100,13 @@ after(async () => {
 
 // A page at parley's origin with an authenticated relay socket and a CallClient (call.js).
 async function openCaller(m) {
+  const t0 = Date.now();
   const ctx = await browser.newContext();
   await ctx.grantPermissions(['camera', 'microphone'], { origin: d.url });
   const page = await ctx.newPage();
   page.on('console', (msg) => { if (process.env.PARLEY_TEST_VERBOSE) console.log(`[page ${m.keyHash.slice(0, 6)}]`, msg.text()); });
   await page.goto(`${d.url}/`);
+  const tGoto = Date.now() - t0;
   const keyHash = await page.evaluate(async ({ seed, publicKey }) => {
     const b64 = (u8) => btoa(String.fromCharCode(...u8));
     const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
@@ -146,6 +148,7 @@ async function openCaller(m) {
     window.call = new CallClient({ socket, keyHash: authed, iceTransportPolicy: 'relay' });
     return authed;
   }, m);
+  if (process.env.PARLEY_TEST_VERBOSE) console.log(`caller ready: goto ${tGoto} ms, total ${Date.now() - t0} ms`);
   assert.equal(keyHash, m.keyHash);
   return { page, ctx };
 }
@@ -184,8 +187,10 @@ const relayCandidates = async (iceServers) => {
   return cands.filter((c) => / typ relay /.test(c)).length;
 };
 
-test('two members call through coturn with parley-issued credentials; ACL and expiry enforced', { skip: missing ?? false, timeout: 120000 }, async () => {
+test('two members call through coturn with parley-issued credentials; ACL and expiry enforced', { skip: missing ?? false, timeout: 150000 }, async () => {
   const [m1, m2, m3] = members;
+  const t0 = Date.now();
+  const mark = (what) => console.log(`${what}: ${Date.now() - t0} ms`);
   const a = await openCaller(m1);
   const b = await openCaller(m2);
   try {
@@ -203,9 +208,11 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
     assert.equal(second.length, 1);
     assert.equal(second[0].keyHash, m1.keyHash);
 
+    mark('joined');
     const sa = await waitFor(a.page, relayedFlow, null, 30000, 'relay/relay pair with traffic (caller A)');
     const sb = await waitFor(b.page, relayedFlow, null, 30000, 'relay/relay pair with traffic (caller B)');
     console.log('selected pairs:', JSON.stringify(sa.pairs), JSON.stringify(sb.pairs));
+    mark('relay pairs with traffic');
     await saveScreenshot(a.page, 'signaling-call-a').catch(() => {});
 
     // Media arrived: B receives A's fake camera video.
@@ -215,6 +222,7 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
       return { ok: stats.some((n) => n > 10000), stats };
     }, null, 20000, 'inbound video');
     assert.ok(video.ok);
+    mark('video received');
 
     // call_state reaches the other member as peer_call_state.
     await a.page.evaluate(() => window.call.setMuted(true));
@@ -231,6 +239,7 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
         try { await window.call.join('call-test', allowed); return 'joined'; } catch (e) { return e.message; }
       }, [m1.keyHash, m3.keyHash]);
       assert.equal(refused, 'Not allowed to join this call.');
+      mark('non-member refused');
       const aId = await b.page.evaluate(() => [...window.call.peers.keys()][0]);
       const before = await a.page.evaluate(() => window.parleyFrames.filter((f) => f.type === 'signal').length);
       const err = await c.page.evaluate(async (to) => {
@@ -249,7 +258,9 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
       const fresh = await c.page.evaluate(() => window.call.turn());
       const freshServers = [{ urls: fresh.urls, username: fresh.username, credential: fresh.credential }];
       assert.equal(await c.page.evaluate(relayCandidates, staleServers), 0, 'expired credentials must get no relay candidate');
+      mark('expired credentials refused');
       assert.ok(await c.page.evaluate(relayCandidates, freshServers) >= 1, 'fresh credentials get a relay candidate');
+      mark('fresh credentials allocate');
     } finally {
       await c.ctx.close();
     }
@@ -258,6 +269,7 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
     assert.equal(await a.page.evaluate(() => window.call.leave()), false);
     await waitFor(b.page, () => ({ ok: window.call.peers.size === 0 }), null, 5000, 'peer_left');
     assert.equal(await b.page.evaluate(() => window.call.leave()), true);
+    mark('left');
   } finally {
     await a.ctx.close();
     await b.ctx.close();
