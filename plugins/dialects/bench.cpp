@@ -1036,8 +1036,9 @@ class Bench final : public Dialect {
                                    "scripts and TweetNaCl from cdn.jsdelivr.net");
         if (!cfg.nats_peers.empty())
             h.logf(PARLEY_LOG_WARN,
-                   "bench: %zu NATS peers configured: federation is the transport-nats "
-                   "plugin's (its servers and federation keys), NATS_PEERS is not used",
+                   "bench: %zu NATS peers configured, but federation is not implemented yet "
+                   "in the bench dialect: load the transport-nats plugin (its `servers` and "
+                   "`federation` keys); without it the bench runs standalone",
                    cfg.nats_peers.size());
     }
 

@@ -35,6 +35,7 @@ async function bench(name, nats) {
   p.metricsPort = metricsPort;
   p.stateDir = stateDir;
   p.name = name;
+  p.profile = profile;
   return p;
 }
 
@@ -294,4 +295,32 @@ test('a nats-server restart is survived without restarting parleyd', { skip }, a
   await a1.next((m) => m.payload === 'B-after-restart');
   assert.equal(A.pid, pid);
   assert.ok((await metrics(A.metricsPort)).parley_nats_reconnects_total >= 1);
+});
+
+test('the identity key is created once and survives a restart', { skip }, async () => {
+  const keyFile = path.join(A.stateDir, 'nats.key');
+  const before = fs.readFileSync(keyFile, 'utf8');
+  const identity = (logs) => logs.match(/authenticated mode, identity ([0-9a-f]{16})/)?.[1];
+  const id1 = identity(A.logs());
+  assert.ok(id1);
+  assert.ok(/created a new bench identity key/.test(A.logs()));
+  await A.stop();
+  // A key file others can read is refused (the start fails, naming the problem).
+  fs.chmodSync(keyFile, 0o644);
+  const bad = await startParleyd({ profile: A.profile, port: A.port, timeoutMs: 5000 }).catch((e) => e);
+  fs.chmodSync(keyFile, 0o600);
+  // (parleyd may answer /healthz from the first plugin before the second one's create fails.)
+  const refusal = bad instanceof Error ? bad.message
+    : await until('the refusal', () => /readable by others/.test(bad.logs()) && bad.logs(), 5000);
+  if (!(bad instanceof Error)) await bad.stop();
+  const again = await startParleyd({ profile: A.profile, port: A.port, logFile: path.join(dir, 'benchA-2.log') });
+  Object.assign(again, { metricsPort: A.metricsPort, stateDir: A.stateDir, name: A.name, profile: A.profile });
+  A = again;
+  assert.equal(fs.readFileSync(keyFile, 'utf8'), before);
+  await until('the identity log line', () => identity(A.logs()));
+  assert.equal(identity(A.logs()), id1);
+  assert.ok(!/created a new bench identity key/.test(A.logs()));
+  // The seed itself is never logged.
+  assert.ok(!A.logs().includes(before.trim()));
+  assert.match(refusal, /federation key file is readable by others/);
 });
