@@ -145,6 +145,7 @@ describe(`relay web client (protocol ${PROTOCOL})`, { skip }, () => {
   const rawKey = (b) => new Uint8Array(Buffer.from(b, 'base64'));
 
   let heldByServer = [];
+  let outsider = null; // identity file JSON of a circle the server does not know
 
   step('a wrong file is refused with a message, and nothing is requested with it', async () => {
     const page = await newPage('bad');
@@ -199,7 +200,18 @@ describe(`relay web client (protocol ${PROTOCOL})`, { skip }, () => {
     const first = parsePacket(new Uint8Array(Buffer.from(heldByServer[0].payload, 'base64')));
     const chunk = await openPacket(first, bBase);
     assert.equal(chunk.messageId, first.messageId);
+    assert.deepEqual(Object.keys(chunk).sort(), ['chunkIndex', 'fragmentBase64', 'messageId', 'totalChunks'], 'Relay\'s chunk fields only');
     await assert.rejects(openPacket(first, cBase));
+    // The layout read independently, as Relay's parseBlobPacket does (V1: version, u16 BE
+    // sender length, sender, 16-byte message id, u16 BE ciphertext length, ciphertext).
+    const raw = Buffer.from(heldByServer[0].payload, 'base64');
+    assert.equal(raw[0], 1);
+    const senderLen = raw.readUInt16BE(1);
+    assert.equal(raw.subarray(3, 3 + senderLen).toString('ascii'), senderB64);
+    const idHex = raw.subarray(3 + senderLen, 19 + senderLen).toString('hex');
+    assert.equal(idHex, first.messageId.replace(/-/g, ''));
+    assert.equal(raw.readUInt16BE(19 + senderLen), CIPHERTEXT_MAX);
+    assert.equal(21 + senderLen + CIPHERTEXT_MAX, BLOB_SIZE);
   });
 
   step('C cannot list, delete or read B\'s blobs', async () => {
@@ -296,9 +308,32 @@ describe(`relay web client (protocol ${PROTOCOL})`, { skip }, () => {
       TEXT.nacl, { timeout: 10_000 });
   });
 
+  step('an identity from another circle is refused by the server, and the page says so', async () => {
+    execFileSync(CLI, ['identities', 'generate', '--count', '1', '--out', path.join(tmp, 'other'), '--circle', 'other'], { stdio: 'pipe' });
+    outsider = JSON.parse(fs.readFileSync(path.join(tmp, 'other', 'identity-01.json'), 'utf8'));
+    const page = await newPage('X');
+    await page.goto(`${server.url}${PAGE}`);
+    await page.waitForSelector('body[data-state="locked"]');
+    await page.setInputFiles('#identity-file', path.join(tmp, 'other', 'identity-01.json'));
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error'), /refused this identity/);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'offline');
+    if (PROTOCOL === 'relay') {
+      const deadline = Date.now() + 10_000;
+      while (!frames.some((f) => f.label === 'X' && f.payload.includes('authentication failed')) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(frames.some((f) => f.label === 'X' && f.payload === '{"type":"error","error":"authentication failed"}'), 'WebSocket auth refused');
+      assert.equal(await page.getAttribute('body', 'data-live'), 'poll');
+    }
+    await page.context().close();
+    pages.delete('X');
+  });
+
   step('no plaintext, key or identity secret in any request, frame or log; no CSP violation', async () => {
-    const secrets = ids.flatMap((m) => [m.json.signing.secretKey, m.json.exchange.secretKey,
-      Buffer.from(m.json.signing.secretKey, 'base64').subarray(0, 32).toString('base64url')]);
+    const secrets = [...ids.map((m) => m.json), outsider].filter(Boolean).flatMap((j) => [j.signing.secretKey, j.exchange.secretKey,
+      Buffer.from(j.signing.secretKey, 'base64').subarray(0, 32).toString('base64url')]);
     const plain = [...Object.values(TEXT), nonce, FILE_NAME];
     const fileProbe = FILE_BYTES.subarray(1000, 1032);
     assert.ok(requests.some((r) => r.method === 'POST' && r.url.includes('/api/blobs')), 'the pages did post blobs');
