@@ -1,7 +1,7 @@
 // Helpers for the federation tests: real nats-server processes, a minimal NATS protocol client
 // (the text protocol is a few lines; no npm package needed) to observe and forge park traffic,
 // and bench WebSocket clients speaking BenchTalks' frames.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -31,10 +31,11 @@ export function natsServerBin() {
 }
 
 // One nats-server on loopback. `routes` joins a cluster (no_advertise keeps it on 127.0.0.1).
-export async function startNats({ dir, name, port, clusterPort, routes = [] }) {
+// `extra` is appended to the config (tls {…}, authorization {…}).
+export async function startNats({ dir, name, port, clusterPort, routes = [], extra = '' }) {
   port ??= await freePort();
   const conf = path.join(dir, `${name}.conf`);
-  let text = `server_name: ${name}\nlisten: 127.0.0.1:${port}\nmax_payload: 16MB\n`;
+  let text = `server_name: ${name}\nlisten: 127.0.0.1:${port}\nmax_payload: 16MB\n${extra}\n`;
   if (clusterPort) {
     text += `cluster {\n  name: park\n  listen: 127.0.0.1:${clusterPort}\n  no_advertise: true\n`;
     text += `  routes: [${routes.map((p) => `nats://127.0.0.1:${p}`).join(', ')}]\n}\n`;
@@ -171,4 +172,20 @@ export async function metrics(metricsPort) {
 
 export async function tmpDir(prefix) {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+// A throwaway CA and a server certificate for 127.0.0.1 (openssl), for NATS TLS tests.
+export function makeCerts(dir) {
+  const run = (args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=parley test CA', '-keyout', 'ca.key', '-out', 'ca.pem']);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+    '-keyout', 'server.key', '-out', 'server.csr']);
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+    '-extfile', 'san.ext', '-out', 'server.pem']);
+  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
 }

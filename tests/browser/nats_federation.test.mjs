@@ -10,10 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, startParleyd, writeProfile, BROWSER_TESTS_DIR } from './lib/harness.mjs';
 import {
-  BenchClient, MiniNats, metrics, natsServerBin, newAdminToken, sleep, startNats, tmpDir, until,
+  BenchClient, MiniNats, makeCerts, metrics, natsServerBin, newAdminToken, sleep, startNats, tmpDir, until,
 } from './nats_fed_lib.mjs';
 
 const PROFILE = path.join(BROWSER_TESTS_DIR, 'profiles', 'nats-fed.yaml.in');
+const TLS_PROFILE = path.join(BROWSER_TESTS_DIR, 'profiles', 'nats-fed-tls.yaml.in');
 const TOKEN_TTL_MS = 2000;
 const skip = !process.env.PARLEYD || !natsServerBin();
 if (skip && process.env.PARLEY_REQUIRE_SERVER) throw new Error('PARLEYD and nats-server are required');
@@ -323,4 +324,40 @@ test('the identity key is created once and survives a restart', { skip }, async 
   // The seed itself is never logged.
   assert.ok(!A.logs().includes(before.trim()));
   assert.match(refusal, /federation key file is readable by others/);
+});
+
+test('NATS over TLS with a user and password; a wrong password never connects', { skip }, async () => {
+  const tdir = path.join(dir, 'tls');
+  fs.mkdirSync(tdir);
+  const certs = makeCerts(tdir);
+  const tls = await startNats({
+    dir: tdir, name: 'tls',
+    extra: `tls {\n  cert_file: "${certs.cert}"\n  key_file: "${certs.key}"\n}\nauthorization {\n  user: benchc\n  password: "s3cret-pw"\n}`,
+  });
+  const start = async (name, password) => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const stateDir = path.join(tdir, `state-${name}`);
+    fs.mkdirSync(stateDir);
+    const profile = await writeProfile(TLS_PROFILE, {
+      port, stateDir, dir: fs.mkdtempSync(path.join(tdir, 'p-')),
+      vars: { METRICS_PORT: String(metricsPort), NATS_URL: `tls://127.0.0.1:${tls.port}`, BENCH_ID: name, CA: certs.ca, NATS_USER: 'benchc', NATS_PASSWORD: password },
+    });
+    const p = await startParleyd({ profile, port });
+    p.metricsPort = metricsPort;
+    return p;
+  };
+  const good = await start('benchC', 's3cret-pw');
+  const bad = await start('benchD', 'wrong-pw');
+  try {
+    await until('the TLS connection', async () => (await metrics(good.metricsPort)).parley_nats_connected === 1);
+    await sleep(1500);
+    assert.equal((await metrics(bad.metricsPort)).parley_nats_connected ?? 0, 0);
+    assert.equal((await (await fetch(`${bad.url}/health`)).json()).federation, true);
+    for (const l of [good.logs(), bad.logs()]) assert.ok(!l.includes('s3cret-pw') && !l.includes('wrong-pw'));
+  } finally {
+    await good.stop();
+    await bad.stop();
+    await tls.stop();
+  }
 });
