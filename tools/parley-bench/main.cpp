@@ -11,6 +11,11 @@
 // into a fixed log-linear histogram: no allocation per message.
 //
 // Every run is bounded: --duration (plus --warmup and a connect deadline) and --max-conns.
+//
+// --procs P forks P generator processes (a process may hold at most 20 000 open files here):
+// connection k belongs to process k % P. The run's clock and counters live in one shared
+// anonymous mapping, so the parent alone decides when sending starts and stops, and each
+// process writes its statistics and its own CPU over the measured window back into it.
 #include "handshake.hpp"
 
 #include <arpa/inet.h>
@@ -18,8 +23,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,6 +71,9 @@ struct Opts {
     int size = 64;     // payload bytes
     int conns = 1000;  // idle: connections
     int inflight = 64; // churn: concurrent cycles
+    int procs = 1;     // generator processes
+    int slow = 0;      // slow: members per room that stop reading once joined
+    double settle = 2; // slow: seconds after the load before the "after" RSS is read
     double connect_timeout = 30;
     std::vector<in_addr> src;
     int server_pid = 0;
@@ -71,20 +81,24 @@ struct Opts {
 };
 
 [[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "parley-bench: %s\n"
-                 "usage: parley-bench SCENARIO --url ws://HOST:PORT/ws/ [options]\n"
-                 "  SCENARIO: fanout | bigroom | idle | churn\n"
-                 "  --rooms R --members M      fanout: R rooms of M members, all sending\n"
-                 "                             bigroom: 1 room of M members, member 0 sends\n"
-                 "                             idle: --conns N joined in rooms of M\n"
-                 "  --rate X                   msgs/s per sender; churn: cycles/s (0 = max)\n"
-                 "  --duration S --warmup S    measured window and the unmeasured lead-in\n"
-                 "  --threads T --size BYTES --conns N --inflight K --max-conns C\n"
-                 "  --src-addrs 127.0.0.2-127.0.0.9   spread client sockets over these\n"
-                 "  --server-pid PID           read the server's RSS and CPU from /proc\n"
-                 "  --json                     one JSON object on stdout\n",
-                 why);
+    std::fprintf(
+        stderr,
+        "parley-bench: %s\n"
+        "usage: parley-bench SCENARIO --url ws://HOST:PORT/ws/ [options]\n"
+        "  SCENARIO: fanout | bigroom | idle | churn | slow\n"
+        "  --rooms R --members M      fanout: R rooms of M members, all sending\n"
+        "                             bigroom: 1 room of M members, member 0 sends\n"
+        "                             idle: --conns N joined in rooms of M\n"
+        "                             slow: fanout in which --slow K members of each\n"
+        "                             room never read; RSS peak, end and --settle S after\n"
+        "  --rate X                   msgs/s per sender; churn: cycles/s (0 = max)\n"
+        "  --duration S --warmup S    measured window and the unmeasured lead-in\n"
+        "  --threads T --size BYTES --conns N --inflight K --max-conns C\n"
+        "  --procs P                  P generator processes (fd limit per process)\n"
+        "  --src-addrs 127.0.0.2-127.0.0.9   spread client sockets over these\n"
+        "  --server-pid PID           read the server's RSS and CPU from /proc\n"
+        "  --json                     one JSON object on stdout\n",
+        why);
     std::exit(2);
 }
 
@@ -118,7 +132,7 @@ Opts parse(int argc, char** argv) {
     if (argc < 2) usage("no scenario");
     o.scenario = argv[1];
     if (o.scenario != "fanout" && o.scenario != "bigroom" && o.scenario != "idle" &&
-        o.scenario != "churn")
+        o.scenario != "churn" && o.scenario != "slow")
         usage("unknown scenario");
     if (o.scenario == "bigroom") o.members = 1000, o.rate = 1000;
     if (o.scenario == "churn") o.rate = 0;
@@ -150,6 +164,12 @@ Opts parse(int argc, char** argv) {
             o.conns = std::atoi(val().c_str());
         else if (a == "--inflight")
             o.inflight = std::atoi(val().c_str());
+        else if (a == "--procs")
+            o.procs = std::atoi(val().c_str());
+        else if (a == "--slow")
+            o.slow = std::atoi(val().c_str());
+        else if (a == "--settle")
+            o.settle = std::atof(val().c_str());
         else if (a == "--connect-timeout")
             o.connect_timeout = std::atof(val().c_str());
         else if (a == "--src-addrs")
@@ -162,6 +182,9 @@ Opts parse(int argc, char** argv) {
             usage(("unknown option " + a).c_str());
     }
     if (o.threads < 1 || o.threads > 64) usage("--threads must be 1..64");
+    if (o.procs < 1 || o.procs > 16) usage("--procs must be 1..16");
+    if (o.slow < 0 || o.slow >= o.members) usage("--slow must be 0..members-1");
+    if (o.settle < 0 || o.settle > 60) usage("--settle must be 0..60");
     if (o.size < 24 || o.size > 65535) usage("--size must be 24..65535");
     if (o.members < 1 || o.rooms < 1) usage("--rooms and --members must be positive");
     if (o.duration <= 0 || o.duration > 3600 || o.warmup < 0 || o.warmup > 600)
@@ -252,13 +275,26 @@ double self_cpu() {
 
 constexpr std::string_view kKey = "dGhlIHNhbXBsZSBub25jZQ==";
 
-struct Shared {
-    Opts o;
-    std::string accept_line; // "Sec-WebSocket-Accept: ...", checked case-sensitively
+// The run's clock and counters. With --procs > 1 it lives in a MAP_SHARED mapping, so only
+// lock-free atomics (address-free, hence valid across processes) go here.
+struct Sync {
     std::atomic<int> ready{0};
     std::atomic<int> opened{0};
     std::atomic<uint64_t> send_start{0}, measure_start{0}, measure_end{0};
     std::atomic<bool> stop{false};
+};
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
+
+struct Shared {
+    Shared(Opts opts, Sync& s) : o(std::move(opts)), sync(s) {}
+    Opts o;
+    std::string accept_line; // "Sec-WebSocket-Accept: ...", checked case-sensitively
+    Sync& sync;
+    std::atomic<int>& ready = sync.ready;
+    std::atomic<int>& opened = sync.opened;
+    std::atomic<uint64_t>&send_start = sync.send_start, &measure_start = sync.measure_start,
+    &measure_end = sync.measure_end;
+    std::atomic<bool>& stop = sync.stop;
 };
 
 enum class St : uint8_t { Free, Connecting, Handshake, Open, Closing };
@@ -267,6 +303,7 @@ struct Conn {
     int fd = -1;
     St st = St::Free;
     bool sender = false;
+    bool slow = false; // slow scenario: stops reading once joined
     bool want_out = false;
     uint32_t room = 0;
     uint32_t src = 0;
@@ -279,12 +316,27 @@ struct Conn {
 struct Stats {
     uint64_t delivered = 0, sent = 0, skipped = 0, errors = 0, cycles = 0, bytes_in = 0;
     uint64_t connect_errors = 0, handshake_errors = 0, closed = 0, proto_errors = 0;
+    uint64_t slow_cut = 0; // slow readers the server closed
     Hist lat;
+    void merge(const Stats& x) {
+        delivered += x.delivered, sent += x.sent, skipped += x.skipped;
+        errors += x.errors, cycles += x.cycles, bytes_in += x.bytes_in;
+        connect_errors += x.connect_errors, handshake_errors += x.handshake_errors;
+        closed += x.closed, proto_errors += x.proto_errors, slow_cut += x.slow_cut;
+        lat.merge(x.lat);
+    }
+};
+
+// What one generator process reports back (shared mapping): statistics and its own CPU over
+// the measured window.
+struct ShardOut {
+    Stats st;
+    double cpu0 = -1, cpu1 = -1;
 };
 
 class Worker {
   public:
-    Worker(Shared& sh, int id) : sh_(sh), o_(sh.o), id_(id) {
+    Worker(Shared& sh, int id, int nworkers) : sh_(sh), o_(sh.o), id_(id), nworkers_(nworkers) {
         ep_ = epoll_create1(EPOLL_CLOEXEC);
         rbuf_.reset(new char[kRbuf]);
         // Prebuilt client text frame: FIN|text, MASK|len, zero mask, payload.
@@ -308,10 +360,11 @@ class Worker {
             if (c.fd >= 0) ::close(c.fd);
         ::close(ep_);
     }
-    void add(uint32_t room, bool sender, uint32_t src) {
+    void add(uint32_t room, bool sender, uint32_t src, bool slow = false) {
         Conn c;
         c.room = room;
         c.sender = sender;
+        c.slow = slow;
         c.src = src;
         conns_.push_back(std::move(c));
     }
@@ -385,6 +438,19 @@ class Worker {
                 int(std::clamp((next_due - double(now_ns() - t0) / 1e9) * 1000, 1.0, 5.0));
             poll(wait_ms);
         }
+        if (o_.scenario != "slow") return;
+        // After the load, slow readers read again: what is still queued drains, and a server
+        // that cut them shows it (EOF or a close frame) until main reads the "after" RSS.
+        for (size_t i = 0; i < conns_.size(); ++i) {
+            Conn& c = conns_[i];
+            if (!c.slow || c.fd < 0 || c.st != St::Open) continue;
+            epoll_event ev{};
+            ev.events = EPOLLIN | (c.want_out ? uint32_t(EPOLLOUT) : 0u);
+            ev.data.u64 = i;
+            epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+        }
+        while (!sh_.stop)
+            poll(10);
     }
 
     void run_churn() {
@@ -394,7 +460,7 @@ class Worker {
         while (!sh_.send_start && !sh_.stop)
             usleep(1000);
         uint64_t t0 = sh_.send_start;
-        double per = o_.rate > 0 ? o_.rate / o_.threads : 0;
+        double per = o_.rate > 0 ? o_.rate / nworkers_ : 0;
         uint64_t started = 0;
         while (!sh_.stop) {
             uint64_t now = now_ns();
@@ -404,7 +470,8 @@ class Worker {
                 if (conns_[i].st != St::Free) continue;
                 if (per > 0 && double(started) >= t * per) break;
                 conns_[i].room = uint32_t(started % 100);
-                conns_[i].src = uint32_t((started * o_.threads + id_) % o_.src.size());
+                conns_[i].src =
+                    uint32_t((started * uint64_t(nworkers_) + uint64_t(id_)) % o_.src.size());
                 conns_[i].started = now_ns();
                 ++started;
                 if (!open(i)) conns_[i].st = St::Free;
@@ -446,8 +513,25 @@ class Worker {
         c.in.clear();
         c.out.clear();
         c.want_out = true;
+        // On loopback the handshake has usually completed by now: send the upgrade request at
+        // once and skip the EPOLLOUT round (epoll_wait, getsockopt, epoll_ctl) per connection.
+        const std::string& req = request(c.room);
+        ssize_t w = ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+        if (w > 0) {
+            c.st = St::Handshake;
+            if (size_t(w) < req.size())
+                c.out.assign(req, size_t(w));
+            else
+                c.want_out = false;
+        } else if (errno != EAGAIN && errno != ENOTCONN && errno != EINPROGRESS) {
+            ::close(fd);
+            c.fd = -1;
+            c.st = St::Free;
+            ++st_.connect_errors;
+            return false;
+        }
         epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT;
+        ev.events = EPOLLIN | (c.want_out ? uint32_t(EPOLLOUT) : 0u);
         ev.data.u64 = i;
         epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
         return true;
@@ -528,11 +612,7 @@ class Worker {
                     continue;
                 }
                 if (!(evs[k].events & EPOLLOUT)) continue;
-                std::string req = "GET " + o_.path_prefix + room_name(c) +
-                                  " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
-                                  "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                  "Sec-WebSocket-Key: " +
-                                  std::string(kKey) + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                const std::string& req = request(c.room);
                 c.st = St::Handshake;
                 if (!write_or_queue(c, i, req.data(), req.size())) {
                     fail(c, st_.connect_errors);
@@ -554,6 +634,21 @@ class Worker {
         }
     }
 
+    // The upgrade request of a room, built once (churn sends thousands per second).
+    const std::string& request(uint32_t room) {
+        if (room >= reqs_.size()) reqs_.resize(room + 1);
+        auto& r = reqs_[room];
+        if (r.empty()) {
+            Conn c;
+            c.room = room;
+            r = "GET " + o_.path_prefix + room_name(c) + " HTTP/1.1\r\nHost: " + o_.host + ":" +
+                std::to_string(o_.port) +
+                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
+                std::string(kKey) + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        }
+        return r;
+    }
+
     std::string room_name(const Conn& c) const {
         // Appended, not `"r" + std::to_string(...)`: GCC 12 -O3 warns falsely (-Wrestrict).
         std::string name = o_.scenario == "churn" ? "churn" : "r";
@@ -564,6 +659,10 @@ class Worker {
     void readable(Conn& c, size_t i) {
         ssize_t r = ::recv(c.fd, rbuf_.get(), kRbuf, 0);
         if (r == 0 || (r < 0 && errno != EAGAIN)) {
+            if (c.slow && c.st == St::Open) {
+                ++st_.slow_cut;
+                return drop(c);
+            }
             if (c.st == St::Closing) {
                 finish_cycle(c);
                 return;
@@ -594,6 +693,12 @@ class Worker {
             used = end + 4;
             c.st = St::Open;
             if (o_.scenario != "churn") sh_.opened++;
+            if (c.slow) { // stop reading: the server's queue for us grows until it acts
+                epoll_event ev{};
+                ev.data.u64 = i;
+                epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+                c.want_out = false;
+            }
             if (o_.scenario == "churn") {
                 st_.lat.add(now_ns() - c.started); // connect + upgrade + join
                 static const char close_frame[] = {char(0x88), char(0x82), 0,    0,
@@ -647,6 +752,10 @@ class Worker {
                 if (!write_or_queue(c, i, pong, 6 + size_t(len))) return fail(c, st_.closed);
             } else if (op == 0x8) {
                 if (c.st == St::Closing) return finish_cycle(c);
+                if (c.slow) {
+                    ++st_.slow_cut;
+                    return drop(c);
+                }
                 return fail(c, st_.closed);
             }
             used += hdr + size_t(len);
@@ -671,10 +780,12 @@ class Worker {
     Shared& sh_;
     const Opts& o_;
     int id_;
+    int nworkers_;
     int ep_ = -1;
     std::unique_ptr<char[]> rbuf_;
     std::string frame_;
     size_t ts_off_ = 0;
+    std::vector<std::string> reqs_;
     std::vector<Conn> conns_;
     Stats st_;
     std::thread th_;
@@ -682,27 +793,79 @@ class Worker {
 
 } // namespace
 
-int main(int argc, char** argv) {
-    Shared sh;
-    sh.o = parse(argc, argv);
-    const Opts& o = sh.o;
-    sh.accept_line = "Sec-WebSocket-Accept: " + parley::ws::accept_key(kKey) + "\r\n";
+namespace {
 
+struct Plan {
+    uint32_t room;
+    bool sender, slow;
+};
+
+// One generator process's share: connections k with k % procs == shard, spread over its
+// threads. Records its own CPU over the measured window into `out`.
+void run_shard(Shared& sh, const std::vector<Plan>& plan, int shard, ShardOut& out) {
+    const Opts& o = sh.o;
     std::vector<std::unique_ptr<Worker>> workers;
     for (int t = 0; t < o.threads; ++t)
-        workers.push_back(std::make_unique<Worker>(sh, t));
+        workers.push_back(std::make_unique<Worker>(sh, shard * o.threads + t, o.procs * o.threads));
+    size_t mine = 0;
+    for (size_t k = size_t(shard); k < plan.size(); k += size_t(o.procs), ++mine)
+        workers[mine % size_t(o.threads)]->add(plan[k].room, plan[k].sender, uint32_t(k),
+                                               plan[k].slow);
+    for (auto& w : workers)
+        w->start();
+    while (!sh.measure_start && !sh.stop)
+        usleep(1000);
+    while (now_ns() < sh.measure_start && !sh.stop)
+        usleep(1000);
+    out.cpu0 = self_cpu();
+    while (now_ns() < sh.measure_end && !sh.stop)
+        usleep(1000);
+    out.cpu1 = self_cpu();
+    // Slow scenario: workers read until main sets stop; the others return at measure_end.
+    for (auto& w : workers)
+        w->join();
+    for (auto& w : workers)
+        out.st.merge(w->stats());
+    // Sockets stay open until main has read the server's final RSS.
+    while (!sh.stop)
+        usleep(2000);
+    workers.clear();
+}
+
+template <class T> T* shared_map(size_t n) {
+    void* p =
+        mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        std::perror("parley-bench: mmap");
+        std::exit(1);
+    }
+    auto* t = static_cast<T*>(p);
+    for (size_t i = 0; i < n; ++i)
+        new (t + i) T();
+    return t;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Sync* sync = shared_map<Sync>(1);
+    Shared sh(parse(argc, argv), *sync);
+    const Opts& o = sh.o;
+    sh.accept_line = "Sec-WebSocket-Accept: " + parley::ws::accept_key(kKey) + "\r\n";
+    ShardOut* outs = shared_map<ShardOut>(size_t(o.procs));
+
     long total = 0;
     int rooms = 0, members = 0;
-    if (o.scenario == "fanout")
+    if (o.scenario == "fanout" || o.scenario == "slow")
         rooms = o.rooms, members = o.members;
     else if (o.scenario == "bigroom")
         rooms = 1, members = o.members;
     else if (o.scenario == "idle")
         members = o.members, rooms = (o.conns + members - 1) / members;
+    std::vector<Plan> plan;
     if (o.scenario == "churn") {
         total = o.inflight;
-        for (int k = 0; k < o.inflight; ++k)
-            workers[size_t(k % o.threads)]->add(0, false, 0);
+        plan.assign(size_t(total), Plan{0, false, false});
     } else {
         total = long(rooms) * members;
         if (o.scenario == "idle") total = o.conns;
@@ -716,13 +879,33 @@ int main(int argc, char** argv) {
         long k = 0;
         for (int r = 0; r < rooms && k < total; ++r)
             for (int m = 0; m < members && k < total; ++m, ++k) {
-                bool sender = o.scenario == "fanout" || (o.scenario == "bigroom" && m == 0);
-                workers[size_t(k % o.threads)]->add(uint32_t(r), sender, uint32_t(k));
+                bool slow = o.scenario == "slow" && m < o.slow;
+                bool sender = o.scenario == "fanout" || (o.scenario == "slow" && !slow) ||
+                              (o.scenario == "bigroom" && m == 0);
+                plan.push_back(Plan{uint32_t(r), sender, slow});
             }
     }
     long rss_before = rss_kib(o.server_pid);
-    for (auto& w : workers)
-        w->start();
+    std::vector<pid_t> children;
+    std::thread local;
+    if (o.procs == 1) {
+        local = std::thread([&] { run_shard(sh, plan, 0, outs[0]); });
+    } else {
+        std::fflush(nullptr);
+        for (int p = 0; p < o.procs; ++p) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                std::perror("parley-bench: fork");
+                sh.stop = true;
+                break;
+            }
+            if (pid == 0) {
+                run_shard(sh, plan, p, outs[p]);
+                std::_Exit(0);
+            }
+            children.push_back(pid);
+        }
+    }
 
     uint64_t deadline = now_ns() + uint64_t(o.connect_timeout * 1e9) + 1000000000ull;
     while (sh.ready.load() < total && now_ns() < deadline)
@@ -737,69 +920,87 @@ int main(int argc, char** argv) {
     sh.send_start = t0;
     while (now_ns() < sh.measure_start)
         usleep(1000);
-    double scpu0 = cpu_secs(o.server_pid), gcpu0 = self_cpu();
-    while (now_ns() < sh.measure_end)
+    double scpu0 = cpu_secs(o.server_pid);
+    long rss_peak = rss_joined;
+    for (int tick = 0; now_ns() < sh.measure_end; ++tick) {
         usleep(1000);
-    double scpu1 = cpu_secs(o.server_pid), gcpu1 = self_cpu();
+        if (tick % 20 == 0) rss_peak = std::max(rss_peak, rss_kib(o.server_pid));
+    }
+    double scpu1 = cpu_secs(o.server_pid);
     long rss_end = rss_kib(o.server_pid);
+    rss_peak = std::max(rss_peak, rss_end);
+    long rss_after = -1;
+    if (o.scenario == "slow") {
+        uint64_t until = now_ns() + uint64_t(o.settle * 1e9);
+        while (now_ns() < until) {
+            usleep(20000);
+            rss_peak = std::max(rss_peak, rss_kib(o.server_pid));
+        }
+        rss_after = rss_kib(o.server_pid);
+    }
+    // Every RSS figure is in: the shards may stop reading and close.
     sh.stop = true;
-    for (auto& w : workers)
-        w->join();
+    if (local.joinable()) local.join();
+    for (pid_t pid : children) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+    }
 
     Stats s;
-    for (auto& w : workers) {
-        auto& x = w->stats();
-        s.delivered += x.delivered, s.sent += x.sent, s.skipped += x.skipped;
-        s.errors += x.errors, s.cycles += x.cycles, s.bytes_in += x.bytes_in;
-        s.connect_errors += x.connect_errors, s.handshake_errors += x.handshake_errors;
-        s.closed += x.closed, s.proto_errors += x.proto_errors;
-        s.lat.merge(x.lat);
+    double gcpu = 0;
+    for (int p = 0; p < o.procs; ++p) {
+        s.merge(outs[p].st);
+        if (outs[p].cpu0 >= 0 && outs[p].cpu1 >= 0) gcpu += outs[p].cpu1 - outs[p].cpu0;
     }
-    workers.clear(); // closes every socket
     double win = o.duration;
     double rate = o.scenario == "churn" ? double(s.cycles) / win : double(s.delivered) / win;
     double scpu = scpu0 >= 0 && scpu1 >= 0 ? scpu1 - scpu0 : -1;
     double cpu_per_delivery_us = scpu >= 0 && s.delivered ? scpu / double(s.delivered) * 1e6 : -1;
     double cpu_per_cycle_us = scpu >= 0 && s.cycles ? scpu / double(s.cycles) * 1e6 : -1;
+    double gen_per_delivery_us = s.delivered ? gcpu / double(s.delivered) * 1e6 : -1;
     long conns_open = o.scenario == "churn" ? 0 : total - connect_failed;
     double rss_per_conn = rss_joined > 0 && rss_before > 0 && conns_open > 0
                               ? double(rss_joined - rss_before) / double(conns_open)
                               : -1;
     uint64_t errors = s.errors + uint64_t(std::max(0, int(total) - sh.ready.load()));
-    char buf[2048];
+    char buf[2560];
     std::snprintf(
         buf, sizeof buf,
         "{\"scenario\":\"%s\",\"connections\":%ld,\"connect_failed\":%d,\"rooms\":%d,"
-        "\"members\":%d,\"rate\":%g,\"size\":%d,\"duration_s\":%g,\"sent\":%llu,"
+        "\"members\":%d,\"rate\":%g,\"size\":%d,\"duration_s\":%g,\"procs\":%d,\"sent\":%llu,"
         "\"skipped\":%llu,\"delivered\":%llu,\"deliveries_per_s\":%.1f,\"cycles\":%llu,"
         "\"cycles_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
         "\"errors\":%llu,\"connect_errors\":%llu,\"handshake_errors\":%llu,\"closed\":%llu,"
-        "\"proto_errors\":%llu,\"server_cpu_s\":%.3f,\"server_cpu_util\":%.3f,"
-        "\"server_cpu_us_per_delivery\":%.4f,\"server_cpu_us_per_cycle\":%.2f,"
-        "\"server_cpu_s_per_million\":%.3f,\"server_rss_before_kib\":%ld,"
-        "\"server_rss_joined_kib\":%ld,\"server_rss_end_kib\":%ld,\"rss_per_conn_kib\":%.3f,"
-        "\"gen_cpu_s\":%.3f,\"gen_cpu_util\":%.3f}",
-        o.scenario.c_str(), total, connect_failed, rooms, members, o.rate, o.size, win,
+        "\"proto_errors\":%llu,\"slow\":%d,\"slow_cut\":%llu,\"server_cpu_s\":%.3f,"
+        "\"server_cpu_util\":%.3f,\"server_cpu_us_per_delivery\":%.4f,"
+        "\"server_cpu_us_per_cycle\":%.2f,\"server_cpu_s_per_million\":%.3f,"
+        "\"server_rss_before_kib\":%ld,\"server_rss_joined_kib\":%ld,\"server_rss_peak_kib\":%ld,"
+        "\"server_rss_end_kib\":%ld,\"server_rss_after_kib\":%ld,\"rss_per_conn_kib\":%.3f,"
+        "\"gen_cpu_s\":%.3f,\"gen_cpu_util\":%.3f,\"gen_cpu_us_per_delivery\":%.4f}",
+        o.scenario.c_str(), total, connect_failed, rooms, members, o.rate, o.size, win, o.procs,
         (unsigned long long)s.sent, (unsigned long long)s.skipped, (unsigned long long)s.delivered,
         o.scenario == "churn" ? 0.0 : rate, (unsigned long long)s.cycles,
         o.scenario == "churn" ? rate : 0.0, s.lat.pct_ms(0.50), s.lat.pct_ms(0.99),
         s.lat.pct_ms(0.999), (unsigned long long)errors, (unsigned long long)s.connect_errors,
         (unsigned long long)s.handshake_errors, (unsigned long long)s.closed,
-        (unsigned long long)s.proto_errors, scpu, scpu >= 0 ? scpu / win : -1, cpu_per_delivery_us,
+        (unsigned long long)s.proto_errors, o.scenario == "slow" ? o.slow * rooms : 0,
+        (unsigned long long)s.slow_cut, scpu, scpu >= 0 ? scpu / win : -1, cpu_per_delivery_us,
         cpu_per_cycle_us, cpu_per_delivery_us >= 0 ? cpu_per_delivery_us : -1, rss_before,
-        rss_joined, rss_end, rss_per_conn, gcpu1 - gcpu0, (gcpu1 - gcpu0) / win);
+        rss_joined, rss_peak, rss_end, rss_after, rss_per_conn, gcpu, gcpu / win,
+        gen_per_delivery_us);
     if (o.json) {
         std::printf("%s\n", buf);
     } else {
         std::printf("%s: %ld conns (%d failed), %s/s %.0f, p50 %.3f ms p99 %.3f ms p99.9 %.3f "
                     "ms, errors %llu, skipped sends %llu\n"
                     "  server cpu %.2f s (%.4f us/delivery), rss %ld -> %ld KiB (%.2f "
-                    "KiB/conn), generator cpu %.2f s\n",
+                    "KiB/conn), peak %ld, end %ld, after %ld KiB; generator cpu %.2f s "
+                    "(%d procs)\n",
                     o.scenario.c_str(), total, connect_failed,
                     o.scenario == "churn" ? "cycles" : "deliveries", rate, s.lat.pct_ms(0.50),
                     s.lat.pct_ms(0.99), s.lat.pct_ms(0.999), (unsigned long long)errors,
                     (unsigned long long)s.skipped, scpu, cpu_per_delivery_us, rss_before,
-                    rss_joined, rss_per_conn, gcpu1 - gcpu0);
+                    rss_joined, rss_per_conn, rss_peak, rss_end, rss_after, gcpu, o.procs);
     }
     return 0;
 }

@@ -1,7 +1,10 @@
 /* bench-c-floor: the floor of parley's benchmark (issue 10). A featureless single-thread epoll
  * WebSocket relay: GET /ws/<room> joins <room>, each text message goes to the other members.
  * Only what the benchmark needs: no fragmentation, no UTF-8 check, no limits beyond fixed
- * buffer sizes, no TLS. Usage: bench-c-floor PORT */
+ * buffer sizes and a per-connection output cap, no TLS. Like a good relay it corks: frames for
+ * a connection are appended to its output buffer during a loop iteration and each touched
+ * connection is flushed with one send() at the end of the iteration (what parley does with
+ * writev), so its CPU per delivery is a fair floor. Usage: bench-c-floor PORT */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #define MAX_IN (1 << 16)
+#define MAX_OUT (16 << 20) /* like parley's send_queue: a reader this far behind is cut */
 #define NBUCKETS 4096
 
 struct room;
@@ -30,6 +34,8 @@ struct conn {
     char *out;
     size_t out_len, out_cap;
     int want_out;
+    int dirty; /* on the dirty list: flushed at the end of this loop iteration */
+    int dead;  /* dropped during this iteration: freed after the flush pass */
 };
 struct room {
     char name[72];
@@ -40,6 +46,10 @@ struct room {
 
 static struct room *buckets[NBUCKETS];
 static int ep;
+static struct conn **dirty;
+static size_t ndirty, dirty_cap;
+static struct conn **graveyard;
+static size_t ndead, dead_cap;
 
 /* ---- SHA-1 and base64, for Sec-WebSocket-Accept ---- */
 #define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
@@ -129,38 +139,56 @@ static void set_out(struct conn *c, int on) {
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
-static void queue(struct conn *c, const char *p, size_t n) {
+static void push_ptr(struct conn ***v, size_t *n, size_t *cap, struct conn *c) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *v = realloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = c;
+}
+static void drop(struct conn *c);
+/* Appends to the connection's output; the socket is written once per loop iteration. */
+static void send_all(struct conn *c, const char *p, size_t n) {
+    if (c->dead) return;
+    if (c->out_len + n > MAX_OUT) return drop(c);
     if (c->out_len + n > c->out_cap) {
         while (c->out_len + n > c->out_cap) c->out_cap = c->out_cap ? c->out_cap * 2 : 4096;
         c->out = realloc(c->out, c->out_cap);
     }
     memcpy(c->out + c->out_len, p, n);
     c->out_len += n;
-    set_out(c, 1);
-}
-static void send_all(struct conn *c, const char *p, size_t n) {
-    if (c->out_len == 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == (ssize_t)n) return;
-        if (w > 0) p += w, n -= (size_t)w;
+    if (!c->dirty) {
+        c->dirty = 1;
+        push_ptr(&dirty, &ndirty, &dirty_cap, c);
     }
-    queue(c, p, n);
 }
 static void flush(struct conn *c) {
-    ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (c->dead) return;
+    ssize_t w = c->out_len ? send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+    if (w < 0 && errno != EAGAIN) return drop(c);
     if (w > 0) {
         memmove(c->out, c->out + w, c->out_len - (size_t)w);
         c->out_len -= (size_t)w;
     }
-    if (c->out_len == 0) set_out(c, 0);
+    set_out(c, c->out_len != 0);
 }
 
+/* Leaves the room at once (no more deliveries); the memory goes after the flush pass, since
+ * the dirty list may still point at it. */
 static void drop(struct conn *c) {
+    if (c->dead) return;
+    c->dead = 1;
     leave(c);
     close(c->fd);
-    free(c->in);
-    free(c->out);
-    free(c);
+    push_ptr(&graveyard, &ndead, &dead_cap, c);
+}
+static void bury(void) {
+    for (size_t i = 0; i < ndead; i++) {
+        free(graveyard[i]->in);
+        free(graveyard[i]->out);
+        free(graveyard[i]);
+    }
+    ndead = 0;
 }
 
 /* ---- protocol ---- */
@@ -250,6 +278,7 @@ static int frames(struct conn *c) {
 }
 
 static void readable(struct conn *c) {
+    if (c->dead) return;
     ssize_t r = recv(c->fd, c->in + c->in_len, MAX_IN - 1 - c->in_len, 0);
     if (r == 0 || (r < 0 && errno != EAGAIN)) return drop(c);
     if (r < 0) return;
@@ -260,7 +289,7 @@ static void readable(struct conn *c) {
         if (h == 0) return;
     }
     if (frames(c) < 0) {
-        if (c->out_len) flush(c);
+        flush(c);
         drop(c);
     }
 }
@@ -298,8 +327,16 @@ int main(int argc, char **argv) {
                 }
                 continue;
             }
+            if (c->dead) continue;
             if (evs[i].events & EPOLLOUT) flush(c);
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readable(c);
         }
+        /* Cork: one send per touched connection per iteration. */
+        for (size_t i = 0; i < ndirty; i++) {
+            dirty[i]->dirty = 0;
+            flush(dirty[i]);
+        }
+        ndirty = 0;
+        bury();
     }
 }
