@@ -101,6 +101,12 @@ bool Client::start(std::string& err) {
     for (auto& sub : subs_) {
         s = natsConnection_Subscribe(&sub->sub, nc_, sub->subject.c_str(), &Client::on_msg,
                                      sub.get());
+        if (s == NATS_CONNECTION_CLOSED) {
+            // The server refused us for good (credentials): keep serving locally, say so loudly
+            // (on_closed logged it); a restart with fixed credentials reconnects.
+            sub->sub = nullptr;
+            break;
+        }
         if (s != NATS_OK) return fail(s, "nats subscribe");
         natsSubscription_SetPendingLimits(
             sub->sub, int(opts_.inbound_pending_msgs),
@@ -224,7 +230,19 @@ void Client::on_reconnected(natsConnection*, void* c) {
 }
 
 void Client::on_closed(natsConnection*, void* c) {
-    static_cast<Client*>(c)->set_connected(false);
+    auto* self = static_cast<Client*>(c);
+    bool stopping;
+    {
+        std::lock_guard lk(self->mu_);
+        stopping = self->stopping_;
+    }
+    if (!stopping) {
+        self->host_.add(self->m_errors_);
+        self->host_.log(PARLEY_LOG_ERROR,
+                        "nats: connection closed for good (credentials or TLS refused?): "
+                        "NATS is offline until parleyd restarts");
+    }
+    self->set_connected(false);
 }
 
 void Client::on_error(natsConnection*, natsSubscription*, natsStatus status, void* c) {

@@ -343,7 +343,7 @@ test('NATS over TLS with a user and password; a wrong password never connects', 
       port, stateDir, dir: fs.mkdtempSync(path.join(tdir, 'p-')),
       vars: { METRICS_PORT: String(metricsPort), NATS_URL: `tls://127.0.0.1:${tls.port}`, BENCH_ID: name, CA: certs.ca, NATS_USER: 'benchc', NATS_PASSWORD: password },
     });
-    const p = await startParleyd({ profile, port });
+    const p = await startParleyd({ profile, port, logFile: path.join(tdir, `${name}.log`) });
     p.metricsPort = metricsPort;
     return p;
   };
@@ -352,7 +352,9 @@ test('NATS over TLS with a user and password; a wrong password never connects', 
   try {
     await until('the TLS connection', async () => (await metrics(good.metricsPort)).parley_nats_connected === 1);
     await sleep(1500);
-    assert.equal((await metrics(bad.metricsPort)).parley_nats_connected ?? 0, 0);
+    const m = await metrics(bad.metricsPort).catch((e) => { throw new Error(`${e.message}; benchD exited ${JSON.stringify(bad.exited?.())}:\n${bad.logs()}`); });
+    assert.equal(m.parley_nats_connected ?? 0, 0);
+    assert.match(bad.logs(), /connection closed for good/);
     assert.equal((await (await fetch(`${bad.url}/health`)).json()).federation, true);
     for (const l of [good.logs(), bad.logs()]) assert.ok(!l.includes('s3cret-pw') && !l.includes('wrong-pw'));
   } finally {
