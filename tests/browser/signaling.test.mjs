@@ -275,3 +275,55 @@ test('two members call through coturn with parley-issued credentials; ACL and ex
     await b.ctx.close();
   }
 });
+
+// The web client's call view (call.js in the relay client): two members load their identity
+// files, call each other from the call button (Relay's derived DM room), turn the camera on,
+// mute, and hang up.
+test('call view in the relay web client: call, camera, mute, hang up', { skip: missing ?? false, timeout: 150000 }, async () => {
+  const open = async (i) => {
+    const ctx = await browser.newContext();
+    await ctx.grantPermissions(['camera', 'microphone'], { origin: d.url });
+    const page = await ctx.newPage();
+    await page.goto(`${d.url}/`);
+    await page.waitForSelector('body[data-state="locked"]', { timeout: 15_000 });
+    await page.setInputFiles('#identity-file', path.join(tmp, 'ids', `identity-0${i}.json`));
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-live="ws"]', { timeout: 15_000 });
+    await page.waitForSelector('#call:not([hidden]) .call-start', { timeout: 10_000 });
+    return { page, ctx };
+  };
+  const [m1, m2] = members;
+  const a = await open(1);
+  const b = await open(2);
+  try {
+    await a.page.selectOption('#call .call-pick', m2.keyHash);
+    await b.page.selectOption('#call .call-pick', m1.keyHash);
+    await a.page.click('#call .call-start');
+    await a.page.waitForSelector('#call .call-status:has-text("In call")');
+    await b.page.click('#call .call-start');
+    // Each side shows its own tile and the other's.
+    for (const p of [a.page, b.page]) {
+      await p.waitForFunction(() => document.querySelectorAll('#call .call-tile').length === 2, null, { timeout: 20_000 });
+      await p.waitForSelector('#call .call-status:has-text("1 other")');
+    }
+    // Camera on at A: B's tile for A gets a playing video track.
+    await a.page.click('#call button:has-text("Camera")');
+    await b.page.waitForFunction(() => [...document.querySelectorAll('#call .call-tile video')]
+      .some((v) => !v.muted && v.videoWidth > 0), null, { timeout: 30_000 });
+    assert.equal(await a.page.getAttribute('#call button:has-text("Camera")', 'aria-pressed'), 'true');
+    // Mute at A shows on B's caption (peer_call_state).
+    await a.page.click('#call button:has-text("Mute")');
+    await b.page.waitForSelector('#call figcaption:has-text("(muted)")', { timeout: 10_000 });
+    await b.page.click('#call button:has-text("Deafen")');
+    assert.equal(await b.page.getAttribute('#call button:has-text("Deafen")', 'aria-pressed'), 'true');
+    await saveScreenshot(b.page, 'signaling-call-view').catch(() => {});
+    // Hang up at A: B is alone again.
+    await a.page.click('#call .call-hangup');
+    await b.page.waitForFunction(() => document.querySelectorAll('#call .call-tile').length === 1, null, { timeout: 10_000 });
+    await b.page.click('#call .call-hangup');
+    await b.page.waitForFunction(() => document.querySelectorAll('#call .call-tile').length === 0, null, { timeout: 10_000 });
+  } finally {
+    await a.ctx.close();
+    await b.ctx.close();
+  }
+});

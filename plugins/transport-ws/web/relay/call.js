@@ -326,6 +326,8 @@ export function mountCallView(section, { identity, socket }) {
       views.set(id, v);
     }
     if (v.srcObject !== stream) v.srcObject = stream;
+    const caption = v.nextElementSibling;
+    if (caption.textContent !== label) caption.textContent = label;
     return v;
   };
 
