@@ -343,17 +343,21 @@ class Authenticated final : public Mode {
                    reinterpret_cast<const unsigned char*>(e.origin.data())) == 0;
     }
 
-    bool fresh(const Envelope& e) {
+    // Frames reach this only from paired origins, whose windows are never evicted (an attacker
+    // flooding pairing subjects with fresh keys cannot make a paired bench's frames replayable);
+    // pairing messages from any key get evictable windows (their tokens are single use anyway).
+    bool fresh(const Envelope& e, bool paired) {
         int64_t skew = unix_ms() - e.ts;
         if (skew > cfg_.max_skew.count() || -skew > cfg_.max_skew.count()) {
             host_.add(m_.d_stale);
             return false;
         }
         std::lock_guard lk(mu_);
-        auto it = windows_.find(std::string(e.origin));
-        if (it == windows_.end()) {
-            if (windows_.size() >= kMaxOrigins) windows_.erase(windows_.begin());
-            it = windows_.emplace(std::string(e.origin), Window{}).first;
+        auto& windows = paired ? windows_ : pair_windows_;
+        auto it = windows.find(std::string(e.origin));
+        if (it == windows.end()) {
+            if (!paired && windows.size() >= kMaxOrigins) windows.erase(windows.begin());
+            it = windows.emplace(std::string(e.origin), Window{}).first;
         }
         if (!it->second.accept(e.seq)) {
             host_.add(m_.d_replay);
@@ -380,7 +384,7 @@ class Authenticated final : public Mode {
             room = it->second.id;
         }
         if (!verify(subject, e)) return host_.add(m_.d_signature);
-        if (!fresh(e)) return;
+        if (!fresh(e, true)) return;
         if (!valid_federated_frame(e.body, cfg_.max_frame)) return host_.add(m_.d_malformed);
         auto f = host_.frame_of(e.body);
         host_.table()->room_publish(host_.ctx(), sdk::bytes(room), f.get(), 0);
@@ -392,7 +396,7 @@ class Authenticated final : public Mode {
         if (!parse_envelope(data, e)) return host_.add(m_.d_malformed);
         if (e.origin == pk_str_) return;
         if (!verify(subject, e)) return host_.add(m_.d_signature);
-        if (!fresh(e)) return;
+        if (!fresh(e, false)) return;
         std::string h(subject_hash(subject));
         switch (e.kind) {
         case 'C':
@@ -520,9 +524,10 @@ class Authenticated final : public Mode {
     std::atomic<uint64_t> seq_;
 
     std::mutex mu_;
-    std::unordered_map<std::string, Room> trust_; // room hash -> room
-    std::unordered_map<std::string, Window> windows_;
-    std::unordered_map<std::string, Pending> pending_; // room hash -> our claim
+    std::unordered_map<std::string, Room> trust_;          // room hash -> room
+    std::unordered_map<std::string, Window> windows_;      // paired origins' frames
+    std::unordered_map<std::string, Window> pair_windows_; // pairing messages, any origin
+    std::unordered_map<std::string, Pending> pending_;     // room hash -> our claim
     std::string bench_;
 };
 
