@@ -136,7 +136,7 @@ void Connection::on_readable() {
                 }
             } else if (state_ == State::HttpWaiting) {
                 in_.append(reinterpret_cast<char*>(buf), size_t(n)); // pipelined: later
-                if (in_.size() > kMaxHead + t_.settings()->max_http_body) return teardown();
+                if (in_.size() > kMaxHead + r_.settings()->max_http_body) return teardown();
             }
             if (state_ == State::Dead) return;
             if (size_t(n) < sizeof buf) return;
@@ -174,7 +174,7 @@ void Connection::on_http() {
         }
         size_t body_len = 0;
         if (auto cl = head_.content_length()) {
-            if (*cl > t_.settings()->max_http_body) {
+            if (*cl > r_.settings()->max_http_body) {
                 keep_alive_ = false;
                 close_after_flush = true;
                 send_http(413, "text/plain", "body too large\n", "");
@@ -198,6 +198,11 @@ void Connection::on_http() {
         if (state_ == State::Http) {
             head_.reset();
             if (!keep_alive_) close_after_flush = true;
+        } else if (state_ == State::WebSocket || state_ == State::Closing) {
+            // Upgraded: the head and the input buffer are never read again. Freeing them saves
+            // about 0.5 KiB per idle connection (dialects copy what they keep at upgrade).
+            head_.reset();
+            if (in_.empty()) std::string().swap(in_);
         }
     }
 }
@@ -247,7 +252,6 @@ void Connection::handle_request(const HttpRequestHead& head, std::string_view bo
     std::string_view path = target.substr(0, qpos);
     std::string_view query = qpos == target.npos ? "" : target.substr(qpos + 1);
     bool is_head = head.method() == "HEAD";
-    auto s = t_.settings();
 
     if (admin_) {
         if (path == "/metrics" && (head.method() == "GET" || is_head)) {
@@ -322,7 +326,7 @@ void Connection::handle_request(const HttpRequestHead& head, std::string_view bo
 
 bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
                              std::string_view query) {
-    auto s = t_.settings();
+    auto s = r_.settings();
     auto refuse = [&](int status, std::string_view why, std::string_view extra = "") {
         t_.host().add(t_.metrics().handshake_failures);
         send_http(status, "text/plain", std::string(why) + "\n", extra);
@@ -377,7 +381,7 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
 // WebSocket
 
 bool Connection::allow_message() {
-    auto s = t_.settings();
+    auto s = r_.settings();
     auto now = Clock::now();
     tokens_ = std::min(s->burst,
                        tokens_ + s->rate * std::chrono::duration<double>(now - tokens_at_).count());
@@ -521,7 +525,7 @@ void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
         // Bounded like the queue itself: a client whose history never arrives is cut.
         held_bytes_ += frame->len;
         held_.push_back(frame);
-        if (held_bytes_ > t_.settings()->send_queue) slow_consumer();
+        if (held_bytes_ > r_.settings()->send_queue) slow_consumer();
         return;
     }
     push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
@@ -533,7 +537,7 @@ void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {
         it.hdr_len = uint8_t(encode_header(std::span<uint8_t, kMaxServerHeaderSize>(it.hdr),
                                            Opcode(opcode), frame->len));
     size_t bytes = it.hdr_len + frame->len;
-    auto s = t_.settings();
+    auto s = r_.settings();
     bool control = opcode >= 0x8 || opcode == 0;
     if (!control) {
         // Bounded queues: the connection's own, and the process-wide budget.
@@ -556,7 +560,7 @@ void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {
             t_.host().logf(PARLEY_LOG_DEBUG, "connection %llu is slow (queue over 75%%)",
                            (unsigned long long)id_);
         }
-        t_.host().add(t_.metrics().messages_out);
+        ++r_.messages_out_; // added to the metric once per loop iteration
     }
     out_.push_back(it);
     out_bytes_ += bytes;
@@ -568,7 +572,7 @@ void Connection::slow_consumer() {
     if (state_ != State::WebSocket) return;
     t_.host().add(t_.metrics().slow_consumers);
     t_.host().logf(PARLEY_LOG_INFO, "slow consumer: closing connection %llu (queue over %zu bytes)",
-                   (unsigned long long)id_, t_.settings()->send_queue);
+                   (unsigned long long)id_, r_.settings()->send_queue);
     // Drop what has not started to go out; the frame being written must finish first.
     auto* host = t_.host().table();
     while (out_.size() > 1 || (out_.size() == 1 && out_.front().off == 0)) {
@@ -623,7 +627,7 @@ bool Connection::write_queued() {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             return false;
         }
-        t_.host().add(t_.metrics().bytes_out, w);
+        r_.bytes_out_ += w;
         size_t left = size_t(w);
         while (left > 0 && !out_.empty()) {
             auto& f = out_.front();
@@ -646,7 +650,7 @@ bool Connection::write_queued() {
 
 void Connection::housekeeping(Clock::time_point now) {
     if (state_ == State::Dead) return;
-    auto s = t_.settings();
+    auto s = r_.settings();
     if (state_ == State::Http || state_ == State::HttpWaiting) {
         auto limit =
             std::chrono::milliseconds(state_ == State::Http ? s->handshake_timeout_ms : 30000);

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <cstring>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -76,9 +77,21 @@ int local_port(int fd) {
 
 std::string peer_ip(const sockaddr_storage& ss) {
     char buf[INET6_ADDRSTRLEN] = {0};
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
-    else if (ss.ss_family == AF_INET6)
+    if (ss.ss_family == AF_INET) {
+        // By hand: glibc's inet_ntop formats IPv4 through sprintf, a visible share of an accept.
+        auto* a = reinterpret_cast<const uint8_t*>(
+            &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr);
+        char* p = buf;
+        for (int i = 0; i < 4; ++i) {
+            unsigned v = a[i];
+            if (v >= 100) *p++ = char('0' + v / 100);
+            if (v >= 10) *p++ = char('0' + v / 10 % 10);
+            *p++ = char('0' + v % 10);
+            if (i < 3) *p++ = '.';
+        }
+        return std::string(buf, size_t(p - buf));
+    }
+    if (ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf,
                   sizeof buf);
     return buf;
@@ -96,6 +109,7 @@ Reactor::Reactor(Transport& t, int index) : t_(t), index_(index) {
     epoll_event ev{EPOLLIN, {.u64 = kWakeKey}};
     epoll_ctl(ep_, EPOLL_CTL_ADD, wake_fd_, &ev);
     poster_ = std::make_shared<ReactorPoster>(this);
+    settings_ = t.settings();
 }
 
 Reactor::~Reactor() {
@@ -319,7 +333,18 @@ void Reactor::housekeeping() {
     auto now = std::chrono::steady_clock::now();
     if (now - last_housekeeping_ < std::chrono::milliseconds(250)) return;
     last_housekeeping_ = now;
-    if (index_ == 0) t_.host().set(t_.metrics().queued_bytes, t_.queued_total().load());
+    if (index_ == 0) {
+        int64_t queued = t_.queued_total().load();
+        t_.host().set(t_.metrics().queued_bytes, queued);
+        // Once most of a large backlog is gone (slow readers cut, a burst delivered), hand the
+        // pages back: glibc keeps freed chunks of a thread's arena mapped, so RSS would stay at
+        // the peak for good. At most every 250 ms, and only after a drop of 8 MiB or more.
+        queued_peak_ = std::max(queued_peak_, queued);
+        if (queued_peak_ - queued >= (int64_t(8) << 20) && queued < queued_peak_ / 2) {
+            malloc_trim(0);
+            queued_peak_ = queued;
+        }
+    }
     if (drain_at_ != std::chrono::steady_clock::time_point{} && !drained_ && now >= drain_at_)
         begin_drain_close();
     for (size_t i = 0; i < slots_.size(); ++i) {
@@ -363,6 +388,7 @@ void Reactor::run() {
             }
             if (e & EPOLLOUT) mark_dirty(c);
         }
+        if (auto s = t_.settings(); s != settings_) settings_ = std::move(s); // after a reload
         drain_mailbox();
         // Combined flush: each touched connection writes once per iteration.
         for (size_t i = 0; i < dirty_.size(); ++i) {
@@ -371,6 +397,9 @@ void Reactor::run() {
             if (c->state() != Connection::State::Dead) c->flush();
         }
         dirty_.clear();
+        if (messages_out_) t_.host().add(t_.metrics().messages_out, messages_out_);
+        if (bytes_out_) t_.host().add(t_.metrics().bytes_out, bytes_out_);
+        messages_out_ = bytes_out_ = 0;
         housekeeping();
         if (size_t(n) == events.size()) events.resize(events.size() * 2);
     }

@@ -34,6 +34,9 @@ class Reactor final {
     void mark_dirty(Connection* c);
     void update_interest(Connection* c);
     void release(Connection* c); // tear down and free the slot
+    // This loop's copy of the settings, refreshed once per iteration: Transport::settings()
+    // takes a mutex and copies a shared_ptr, too dear for every delivery.
+    const Settings* settings() const { return settings_.get(); }
     std::shared_ptr<dialect::Poster> self_poster() { return poster_; }
     static Reactor* current();
 
@@ -85,6 +88,11 @@ class Reactor final {
     bool drained_ = false;
     std::chrono::steady_clock::time_point last_housekeeping_{};
     std::shared_ptr<dialect::Poster> poster_;
+    std::shared_ptr<const Settings> settings_;
+    // Per-delivery counters, added to the shared metrics once per loop iteration.
+    int64_t messages_out_ = 0;
+    int64_t bytes_out_ = 0;
+    int64_t queued_peak_ = 0; // reactor 0: queued bytes since the last malloc_trim
 
     friend class Connection;
 };

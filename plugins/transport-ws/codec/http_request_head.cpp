@@ -95,7 +95,19 @@ HttpParseResult HttpRequestHead::feed(std::string_view input) {
         } else {
             if (after_cr) return fail(kBadRequest, "bare CR");
             if (pending_.empty()) pending_.reserve(std::min<size_t>(limits_.max_head_size, 1024));
-            pending_ += c;
+            if (c == '\r') {
+                pending_ += c;
+                continue;
+            }
+            // The rest of the line up to the next CR or LF goes in with one append, not byte by
+            // byte (churn parses a head per connection). Capped so that the size check above
+            // still fires on the same byte as before.
+            const size_t room = limits_.max_head_size - (pending_.size() + skipped_);
+            size_t j = i + 1;
+            while (j < input.size() && j - i < room && input[j] != '\r' && input[j] != '\n')
+                ++j;
+            pending_.append(input.data() + i, j - i);
+            i = j - 1;
         }
     }
     return {HttpParseStatus::NeedMore, input.size(), 0, {}};
@@ -201,6 +213,7 @@ bool HttpRequestHead::parse_field(std::string_view line) {
         return reject(kBadRequest, "control character in field value");
     if (headers_.size() == limits_.max_headers)
         return reject(kFieldsTooLarge, "too many header fields");
+    if (headers_.empty()) headers_.reserve(16); // one allocation for a browser's usual head
     headers_.push_back({name, value});
     return true;
 }

@@ -27,24 +27,12 @@ void Sha1::compress(const uint8_t* block) {
         w[i] = load_be32(block + 4 * i);
 
     uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3], e = state_[4];
-    for (int t = 0; t < 80; ++t) {
+    // Four loops of 20 rounds, so no round branches on which function it uses and the compiler
+    // can unroll them (every handshake hashes two blocks).
+    auto round = [&](int t, uint32_t f, uint32_t k) {
         if (t >= 16) {
             const uint32_t x = w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15];
             w[t & 15] = std::rotl(x, 1);
-        }
-        uint32_t f, k;
-        if (t < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999;
-        } else if (t < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1;
-        } else if (t < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDC;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6;
         }
         const uint32_t temp = std::rotl(a, 5) + f + e + k + w[t & 15];
         e = d;
@@ -52,7 +40,15 @@ void Sha1::compress(const uint8_t* block) {
         c = std::rotl(b, 30);
         b = a;
         a = temp;
-    }
+    };
+    for (int t = 0; t < 20; ++t)
+        round(t, (b & c) | (~b & d), 0x5A827999);
+    for (int t = 20; t < 40; ++t)
+        round(t, b ^ c ^ d, 0x6ED9EBA1);
+    for (int t = 40; t < 60; ++t)
+        round(t, (b & c) | (b & d) | (c & d), 0x8F1BBCDC);
+    for (int t = 60; t < 80; ++t)
+        round(t, b ^ c ^ d, 0xCA62C1D6);
     state_[0] += a;
     state_[1] += b;
     state_[2] += c;
