@@ -21,6 +21,7 @@
 #include <simdjson.h>
 #include <sodium.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -39,6 +40,7 @@ struct Shared {
     int64_t auth_timeout_ms = 10000;
     parley_t_metric_hptr m_authed = nullptr;
     parley_t_metric_hptr m_refused = nullptr;
+    std::atomic<bool> warned_no_relay{false};
 };
 
 // Command names are "call." + the frame type: keep them short and unambiguous.
@@ -237,7 +239,12 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         call.struct_size = sizeof call;
         call.conn = c.id();
         call.identity = sdk::bytes(hash);
-        bool allowed = host()->command_call(ctx(), sdk::bytes("relay.allowed"), &call) == PARLEY_OK;
+        auto st = host()->command_call(ctx(), sdk::bytes("relay.allowed"), &call);
+        if (st == PARLEY_ERR_NOT_FOUND && !sh_->warned_no_relay.exchange(true))
+            sh_->host.log(PARLEY_LOG_WARN,
+                          "relay dialect: no relay plugin has registered relay.allowed (yet): "
+                          "admissions are refused; list the relay instance before the transport");
+        bool allowed = st == PARLEY_OK;
         if (!sig_ok || !allowed) return refuse(c);
         state_ = State::authed;
         key_hash_ = std::move(hash);
