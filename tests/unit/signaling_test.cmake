@@ -15,3 +15,9 @@ target_compile_definitions(signaling_test PRIVATE
 add_dependencies(signaling_test parley_signaling)
 add_test(NAME unit.signaling COMMAND signaling_test)
 set_tests_properties(unit.signaling PROPERTIES LABELS unit)
+
+add_executable(signaling_socketio_test ${CMAKE_CURRENT_LIST_DIR}/signaling_socketio_test.cpp)
+target_link_libraries(signaling_socketio_test PRIVATE parley_dialects GTest::gtest_main)
+target_compile_options(signaling_socketio_test PRIVATE ${PARLEY_WARNINGS})
+add_test(NAME unit.socketio_codec COMMAND signaling_socketio_test)
+set_tests_properties(unit.socketio_codec PROPERTIES LABELS unit)
