@@ -45,7 +45,15 @@ plugins:
 """
 d = Parleyd(profile, link_port)
 stop = threading.Event()
-errors = []
+
+
+class Errors(list):
+    def append(self, e):  # logged at once: the first one explains the rest
+        log("error: " + e)
+        super().append(e)
+
+
+errors = Errors()
 received = {"link": 0, "bench": 0}
 lock = threading.Lock()
 
