@@ -233,6 +233,23 @@ parley_t_status h_work_submit(parley_t_host_ctx_hptr c, parley_t_work_fn fn, voi
     return K(c).workers().submit(fn, user);
 }
 
+parley_t_status h_room_bridge_set(parley_t_host_ctx_hptr c, const parley_t_room_bridge* b) {
+    return K(c).rooms().set_bridge(c, b);
+}
+parley_t_status h_room_inject(parley_t_host_ctx_hptr c, parley_t_bytes room, parley_t_bytes label,
+                              parley_t_frame_hptr f, uint64_t seq) {
+    return K(c).rooms().inject(sv(room), sv(label), f, seq);
+}
+parley_t_status h_room_farewell(parley_t_host_ctx_hptr c, parley_t_conn_id conn,
+                                parley_t_bytes room, parley_t_frame_hptr f) {
+    return K(c).rooms().farewell(conn, sv(room), f);
+}
+parley_t_status h_room_meta_set_async(parley_t_host_ctx_hptr c, parley_t_bytes room, uint32_t key,
+                                      parley_t_bytes value, uint32_t flags,
+                                      parley_t_meta_done_fn done, void* user) {
+    return K(c).rooms().meta_set_async(sv(room), key, sv(value), flags, done, user);
+}
+
 const parley_t_host kHost = [] {
     parley_t_host h{};
     h.struct_size = sizeof h;
@@ -279,6 +296,10 @@ const parley_t_host kHost = [] {
     h.http_respond = h_http_respond;
     h.draining = h_draining;
     h.work_submit = h_work_submit;
+    h.room_bridge_set = h_room_bridge_set;
+    h.room_inject = h_room_inject;
+    h.room_farewell = h_room_farewell;
+    h.room_meta_set_async = h_room_meta_set_async;
     return h;
 }();
 

@@ -3,6 +3,7 @@
 #include "frame.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace parley::kernel {
@@ -57,14 +58,26 @@ void Rooms::conn_closed(parley_t_conn_id id) {
         conn_count_.fetch_sub(1);
     }
     for (auto& room : rooms) {
-        auto& rs = shard_of(std::string_view(room));
-        std::lock_guard lk(rs.mu);
-        auto it = rs.rooms.find(room);
-        if (it == rs.rooms.end()) continue;
-        auto& m = it->second.members;
-        m.erase(std::remove_if(m.begin(), m.end(), [&](const Member& x) { return x.conn == id; }),
+        uint32_t local = 0;
+        bool removed = false;
+        {
+            auto& rs = shard_of(std::string_view(room));
+            std::lock_guard lk(rs.mu);
+            auto it = rs.rooms.find(room);
+            if (it == rs.rooms.end()) continue;
+            auto& m = it->second.members;
+            auto before = m.size();
+            m.erase(
+                std::remove_if(m.begin(), m.end(), [&](const Member& x) { return x.conn == id; }),
                 m.end());
-        maybe_free(rs, it);
+            removed = m.size() != before;
+            local = uint32_t(m.size());
+            maybe_free(rs, it);
+        }
+        if (removed)
+            with_bridge([&](const parley_t_room_bridge& b) {
+                b.left(b.user, parley_t_bytes{room.data(), room.size()}, id, local);
+            });
     }
 }
 
@@ -132,7 +145,7 @@ parley_t_status Rooms::join(parley_t_conn_id conn, std::string_view room, std::s
             return PARLEY_ERR_LIMIT;
         }
         // Read under the lock: every pending publish with a larger sequence will see us.
-        join_seq = seq_.load();
+        join_seq = join_mark();
         created = created || (r.members.empty() && r.meta.empty());
         r.empty_since = {};
         r.members.push_back(Member{conn, tag, transport, std::string(label), join_seq});
@@ -144,6 +157,14 @@ parley_t_status Rooms::join(parley_t_conn_id conn, std::string_view room, std::s
         auto it = cs.conns.find(conn);
         if (it != cs.conns.end()) it->second.rooms.emplace_back(room);
     }
+    uint32_t local = members;
+    with_bridge([&](const parley_t_room_bridge& b) {
+        parley_t_bytes r{room.data(), room.size()};
+        b.joined(b.user, r, conn, parley_t_bytes{label.data(), label.size()}, local);
+        uint32_t remote = b.remote_members(b.user, r);
+        members += remote;
+        created = created && remote == 0; // first joiner of the whole cluster
+    });
     if (out) {
         out->members = members;
         out->created = created ? 1 : 0;
@@ -162,17 +183,29 @@ parley_t_status Rooms::leave(parley_t_conn_id conn, std::string_view room, uint3
             v.erase(std::remove(v.begin(), v.end(), room), v.end());
         }
     }
-    auto& rs = shard_of(room);
-    std::lock_guard lk(rs.mu);
-    auto it = rs.rooms.find(room);
-    if (it == rs.rooms.end()) return PARLEY_ERR_NOT_FOUND;
-    auto& m = it->second.members;
-    auto before = m.size();
-    m.erase(std::remove_if(m.begin(), m.end(), [&](const Member& x) { return x.conn == conn; }),
-            m.end());
-    if (left) *left = uint32_t(m.size());
-    bool was_member = m.size() != before;
-    maybe_free(rs, it);
+    uint32_t local = 0;
+    bool was_member = false;
+    {
+        auto& rs = shard_of(room);
+        std::lock_guard lk(rs.mu);
+        auto it = rs.rooms.find(room);
+        if (it == rs.rooms.end()) return PARLEY_ERR_NOT_FOUND;
+        auto& m = it->second.members;
+        auto before = m.size();
+        m.erase(std::remove_if(m.begin(), m.end(), [&](const Member& x) { return x.conn == conn; }),
+                m.end());
+        local = uint32_t(m.size());
+        was_member = m.size() != before;
+        maybe_free(rs, it);
+    }
+    uint32_t total = local;
+    if (was_member)
+        with_bridge([&](const parley_t_room_bridge& b) {
+            parley_t_bytes r{room.data(), room.size()};
+            b.left(b.user, r, conn, local);
+            total += b.remote_members(b.user, r);
+        });
+    if (left) *left = total;
     return was_member ? PARLEY_OK : PARLEY_ERR_NOT_FOUND;
 }
 
@@ -230,17 +263,28 @@ parley_t_status Rooms::publish(std::string_view room, parley_t_frame* frame,
                                parley_t_conn_id except) {
     thread_local std::vector<Recipient> rcpts;
     rcpts.clear();
+    parley_t_status st = PARLEY_OK;
     {
         auto& rs = shard_of(room);
         std::lock_guard lk(rs.mu);
         auto it = rs.rooms.find(room);
-        if (it == rs.rooms.end()) return PARLEY_ERR_NOT_FOUND;
-        rcpts.reserve(it->second.members.size());
-        for (auto& m : it->second.members)
-            if (m.conn != except) rcpts.push_back({m.transport, {m.conn, m.tag}});
+        if (it != rs.rooms.end()) {
+            rcpts.reserve(it->second.members.size());
+            for (auto& m : it->second.members)
+                if (m.conn != except) rcpts.push_back({m.transport, {m.conn, m.tag}});
+        } else {
+            st = PARLEY_ERR_NOT_FOUND;
+        }
     }
     deliver(rcpts, frame);
-    return PARLEY_OK;
+    // Also when the room just emptied here: the last local member's leave notice is for the
+    // members on other nodes.
+    with_bridge([&](const parley_t_room_bridge& b) {
+        auto bst =
+            b.publish(b.user, parley_t_bytes{room.data(), room.size()}, parley_t_bytes{}, frame, 0);
+        if (st == PARLEY_ERR_NOT_FOUND) st = bst;
+    });
+    return st;
 }
 
 parley_t_status Rooms::publish_persist(std::string_view room, parley_t_frame* frame,
@@ -255,7 +299,7 @@ parley_t_status Rooms::publish_persist(std::string_view room, parley_t_frame* fr
         std::lock_guard lk(rs.mu);
         auto it = rs.rooms.find(room);
         if (it == rs.rooms.end()) return PARLEY_ERR_NOT_FOUND;
-        seq = seq_.fetch_add(1) + 1;
+        seq = next_seq();
         frame_retain(frame);
         it->second.pending.push_back(Pending{seq, frame, except});
     }
@@ -273,7 +317,13 @@ parley_t_status Rooms::publish_persist(std::string_view room, parley_t_frame* fr
 }
 
 void Rooms::on_ack(const std::string& room, uint64_t seq, parley_t_status status) {
-    thread_local std::vector<std::pair<parley_t_frame*, std::vector<Recipient>>> ready;
+    struct Ready {
+        parley_t_frame* frame;
+        std::vector<Recipient> rc;
+        uint64_t seq;
+        bool ok;
+    };
+    thread_local std::vector<Ready> ready;
     ready.clear();
     {
         auto& rs = shard_of(std::string_view(room));
@@ -295,13 +345,18 @@ void Rooms::on_ack(const std::string& room, uint64_t seq, parley_t_status status
                 for (auto& m : r.members)
                     if (m.conn != p.except && m.join_seq < p.seq)
                         rc.push_back({m.transport, {m.conn, m.tag}});
-            ready.emplace_back(p.frame, std::move(rc));
+            ready.push_back(Ready{p.frame, std::move(rc), p.seq, p.status == PARLEY_OK});
         }
         maybe_free(rs, it);
     }
-    for (auto& [frame, rc] : ready) {
-        deliver(rc, frame);
-        frame_release(frame);
+    for (auto& r : ready) {
+        deliver(r.rc, r.frame);
+        if (r.ok)
+            with_bridge([&](const parley_t_room_bridge& b) {
+                b.publish(b.user, parley_t_bytes{room.data(), room.size()}, parley_t_bytes{},
+                          r.frame, r.seq);
+            });
+        frame_release(r.frame);
     }
     ready.clear();
 }
@@ -341,7 +396,15 @@ parley_t_status Rooms::send_to_member(std::string_view room, std::string_view la
         for (auto& m : it->second.members)
             if (m.label == label) rc.push_back({m.transport, {m.conn, m.tag}});
     }
-    if (rc.empty()) return PARLEY_ERR_NOT_FOUND;
+    if (rc.empty()) {
+        // Not here: maybe on another node.
+        parley_t_status st = PARLEY_ERR_NOT_FOUND;
+        with_bridge([&](const parley_t_room_bridge& b) {
+            st = b.publish(b.user, parley_t_bytes{room.data(), room.size()},
+                           parley_t_bytes{label.data(), label.size()}, frame, 0);
+        });
+        return st;
+    }
     deliver(rc, frame);
     return PARLEY_OK;
 }
@@ -382,6 +445,109 @@ parley_t_status Rooms::meta_set(std::string_view room, uint32_t key, std::string
         meta.erase(key);
     else
         meta[key] = std::string(value);
+    return PARLEY_OK;
+}
+
+uint64_t Rooms::next_seq() {
+    if (slot_.load(std::memory_order_relaxed) < 0) return seq_.fetch_add(1) + 1;
+    uint64_t slot = uint64_t(slot_.load());
+    uint64_t now = clock_seed();
+    uint64_t cur = seq_.load();
+    uint64_t val;
+    do {
+        val = (std::max((cur >> 8) + 1, now) << 8) | slot;
+    } while (!seq_.compare_exchange_weak(cur, val));
+    return val;
+}
+
+uint64_t Rooms::join_mark() {
+    if (slot_.load(std::memory_order_relaxed) < 0) return seq_.load();
+    // The whole current microsecond: history (from every node) up to now, live after it.
+    uint64_t now = clock_seed();
+    uint64_t cur = seq_.load();
+    uint64_t mark;
+    do {
+        mark = (std::max(cur >> 8, now) << 8) | 0xff;
+    } while (!seq_.compare_exchange_weak(cur, std::max(cur, mark)));
+    return mark;
+}
+
+parley_t_status Rooms::set_bridge(Instance* owner, const parley_t_room_bridge* b) {
+    if (!b) {
+        // New calls stop taking the read lock first, so busy publishers cannot starve us.
+        std::lock_guard owner_lk(bridge_set_mu_);
+        if (bridge_owner_ != owner) return PARLEY_OK;
+        bridge_on_.store(false, std::memory_order_release);
+        std::unique_lock lk(bridge_mu_); // waits for hooks running under a read lock
+        bridge_owner_ = nullptr;
+        bridge_ = {};
+        slot_.store(-1); // sequences stay above every slotted one: the counter goes on
+        return PARLEY_OK;
+    }
+    std::lock_guard owner_lk(bridge_set_mu_);
+    if (bridge_owner_ && bridge_owner_ != owner) return PARLEY_ERR_EXISTS;
+    std::unique_lock lk(bridge_mu_);
+    parley_t_room_bridge copy{};
+    std::memcpy(&copy, b, std::min<size_t>(b->struct_size, sizeof copy));
+    copy.struct_size = sizeof copy;
+    if (copy.node_slot > 255 || !copy.joined || !copy.left || !copy.publish || !copy.remote_members)
+        return PARLEY_ERR_INVALID;
+    bridge_ = copy;
+    bridge_owner_ = owner;
+    slot_.store(int(copy.node_slot));
+    bridge_on_.store(true, std::memory_order_release);
+    return PARLEY_OK;
+}
+
+parley_t_status Rooms::inject(std::string_view room, std::string_view label, parley_t_frame* frame,
+                              uint64_t seq) {
+    thread_local std::vector<Recipient> rcpts;
+    rcpts.clear();
+    {
+        auto& rs = shard_of(room);
+        std::lock_guard lk(rs.mu);
+        auto it = rs.rooms.find(room);
+        if (it == rs.rooms.end()) return PARLEY_ERR_NOT_FOUND;
+        for (auto& m : it->second.members)
+            if ((label.empty() || m.label == label) && (seq == 0 || m.join_seq < seq))
+                rcpts.push_back({m.transport, {m.conn, m.tag}});
+    }
+    if (rcpts.empty() && !label.empty()) return PARLEY_ERR_NOT_FOUND;
+    deliver(rcpts, frame);
+    return PARLEY_OK;
+}
+
+parley_t_status Rooms::farewell(parley_t_conn_id conn, std::string_view room,
+                                parley_t_frame* frame) {
+    with_bridge([&](const parley_t_room_bridge& b) {
+        if (b.farewell) b.farewell(b.user, parley_t_bytes{room.data(), room.size()}, conn, frame);
+    });
+    return PARLEY_OK;
+}
+
+parley_t_status Rooms::meta_set_async(std::string_view room, uint32_t key, std::string_view value,
+                                      uint32_t flags, parley_t_meta_done_fn done, void* user) {
+    bool bridged = false;
+    parley_t_status st = PARLEY_OK;
+    if (flags & PARLEY_META_SET_ONCE)
+        with_bridge([&](const parley_t_room_bridge& b) {
+            if (!b.meta_set_once) return;
+            bridged = true;
+            {
+                auto& rs = shard_of(room);
+                std::lock_guard lk(rs.mu);
+                if (!rs.rooms.count(room)) {
+                    st = PARLEY_ERR_NOT_FOUND;
+                    return;
+                }
+            }
+            st = b.meta_set_once(b.user, parley_t_bytes{room.data(), room.size()}, key,
+                                 parley_t_bytes{value.data(), value.size()}, done, user);
+        });
+    if (bridged) return st;
+    st = meta_set(room, key, value, flags);
+    if (st != PARLEY_OK && st != PARLEY_ERR_EXISTS) return st;
+    if (done) done(user, st);
     return PARLEY_OK;
 }
 

@@ -23,6 +23,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -75,6 +76,16 @@ class Rooms {
 
     parley_t_status history_fetch(std::string_view room, uint32_t max, uint64_t upto,
                                   parley_t_history_fn fn, void* user);
+
+    // ---- 0.2: room bridge (cluster mode). See parley_t_room_bridge in plugin.h. ----
+    // Registers (or with nullptr removes) the one bridge; removal waits for running hooks.
+    parley_t_status set_bridge(Instance* owner, const parley_t_room_bridge* bridge);
+    // Local members only, never bridged: frames that came from another node.
+    parley_t_status inject(std::string_view room, std::string_view label, parley_t_frame* frame,
+                           uint64_t seq);
+    parley_t_status farewell(parley_t_conn_id conn, std::string_view room, parley_t_frame* frame);
+    parley_t_status meta_set_async(std::string_view room, uint32_t key, std::string_view value,
+                                   uint32_t flags, parley_t_meta_done_fn done, void* user);
 
     // Frees empty rooms idle for longer than retain_empty_ms. Called by a kernel timer.
     void sweep();
@@ -134,6 +145,14 @@ class Rooms {
     ConnShard& shard_of(parley_t_conn_id id) { return conn_shards_[id % kShards]; }
     static void deliver(std::vector<Recipient>& rcpts, parley_t_frame* frame);
     void on_ack(const std::string& room, uint64_t seq, parley_t_status status);
+    uint64_t next_seq();  // a persistent publish's sequence
+    uint64_t join_mark(); // a join's sequence: every later local publish is greater
+    // Runs f(bridge table) under the bridge's read lock; a no-op (one atomic load) without one.
+    template <class F> void with_bridge(F&& f) {
+        if (!bridge_on_.load(std::memory_order_acquire)) return;
+        std::shared_lock lk(bridge_mu_);
+        if (bridge_owner_) f(bridge_);
+    }
     void maybe_free(RoomShard& sh, decltype(RoomShard::rooms)::iterator it);
 
     RoomLimits& limits_;
@@ -142,6 +161,13 @@ class Rooms {
     ConnShard conn_shards_[kShards];
     std::atomic<uint64_t> next_conn_{1};
     std::atomic<uint64_t> seq_;
+    // Cluster mode: sequences are (µs clock << 8 | slot) so nodes never collide in one store.
+    std::atomic<int> slot_{-1};
+    std::atomic<bool> bridge_on_{false};
+    std::shared_mutex bridge_mu_; // writers: set_bridge; readers: every bridge hook call
+    std::mutex bridge_set_mu_;    // serialises set_bridge calls
+    Instance* bridge_owner_ = nullptr;
+    parley_t_room_bridge bridge_{};
     std::atomic<size_t> room_count_{0};
     std::atomic<size_t> conn_count_{0};
 };

@@ -48,7 +48,7 @@ extern "C" {
 #endif
 
 #define PARLEY_ABI_MAJOR 0
-#define PARLEY_ABI_MINOR 1
+#define PARLEY_ABI_MINOR 2
 
 #define PARLEY_ENTRY_SYMBOL "parley_plugin_entry_v0"
 
@@ -292,6 +292,65 @@ typedef enum parley_t_metric_kind {
 } parley_t_metric_kind;
 
 /* ---------------------------------------------------------------------------------------- */
+/* 0.2: room bridge (cluster mode)                                                           */
+/*
+ * A room bridge extends the kernel's rooms past this process (transport-nats' cluster mode:
+ * several parleyd nodes with one profile share every room). At most one bridge is registered
+ * per process (room_bridge_set); without one the kernel never looks at these hooks beyond one
+ * atomic load per room operation.
+ *
+ * What the kernel hands a bridge: local joins and leaves (with member labels), every local
+ * fan-out (room_publish; room_publish_persist once the store acknowledged it, with its
+ * sequence; room_send_to_member when no local member has the label), dialects' farewells and
+ * set-once metadata (room_meta_set_async). What a bridge hands back: remote member counts
+ * (added to parley_t_join_result.members and room_leave's members_left; `created` is 1 only
+ * when no remote node has members either), and remote frames through room_inject, which
+ * reaches local members only and is never handed to the bridge again (no loops, no echoes).
+ *
+ * Hooks run on the caller's thread (a transport loop, a store worker) with no kernel lock held.
+ * They must not block: enqueue and return. They may call room_inject and room_meta_set.
+ * OWNERSHIP: the table and `user` belong to the bridge and stay valid until room_bridge_set
+ * (NULL) returns; that call waits for hooks already running.
+ */
+
+/* Completion of room_meta_set_async. @thread any (the bridge's, or the caller's when no bridge
+ * is registered, possibly before room_meta_set_async returns). `status` is PARLEY_OK (this value
+ * won), PARLEY_ERR_EXISTS (set-once and another value was already set; the local copy now holds
+ * the winner), PARLEY_ERR_NOT_FOUND or PARLEY_ERR_UNAVAILABLE. Post to your own loop. */
+typedef void (*parley_t_meta_done_fn)(void* user, parley_t_status status);
+
+typedef struct parley_t_room_bridge {
+    uint32_t struct_size;
+    void* user;
+    /* Low byte of every persistent sequence this node assigns (0..255, unique among live nodes
+     * sharing a store): sequences become (microsecond clock << 8 | node_slot), so nodes writing
+     * one room into one PostgreSQL never collide and history orders by time across nodes. */
+    uint32_t node_slot;
+    /* `conn` joined / left `room` as `label`; `local_members` counts this node only, after it. */
+    void (*joined)(void* user, parley_t_bytes room, parley_t_conn_id conn, parley_t_bytes label,
+                   uint32_t local_members);
+    void (*left)(void* user, parley_t_bytes room, parley_t_conn_id conn, uint32_t local_members);
+    /* A local fan-out to carry to the other nodes. `label` empty: every member (the sender is
+     * local, so remote members are all recipients); else only the member with that label.
+     * `seq` is the persistent sequence (0 for live-only frames). Copy what you keep; retain
+     * the frame to keep it. @return PARLEY_OK, PARLEY_ERR_NOT_FOUND (label: no such remote
+     * member), PARLEY_ERR_LIMIT (outbound buffer full: dropped and counted). */
+    parley_t_status (*publish)(void* user, parley_t_bytes room, parley_t_bytes label,
+                               parley_t_frame_hptr frame, uint64_t seq);
+    /* Members of `room` on other nodes. Cheap (a hash lookup). */
+    uint32_t (*remote_members)(void* user, parley_t_bytes room);
+    /* Decide a set-once value for the whole cluster (room_meta_set_async with
+     * PARLEY_META_SET_ONCE). The bridge writes the winner into local meta, then calls `done`. */
+    parley_t_status (*meta_set_once)(void* user, parley_t_bytes room, uint32_t key,
+                                     parley_t_bytes value, parley_t_meta_done_fn done,
+                                     void* done_user);
+    /* The frame the other nodes' members get if `conn` vanishes from `room` without a leave
+     * (its node died). Latest call wins. */
+    void (*farewell)(void* user, parley_t_bytes room, parley_t_conn_id conn,
+                     parley_t_frame_hptr frame);
+} parley_t_room_bridge;
+
+/* ---------------------------------------------------------------------------------------- */
 /* Host table: what parleyd offers each plugin instance                                       */
 
 typedef struct parley_t_host {
@@ -466,6 +525,33 @@ typedef struct parley_t_host {
      * hashing; never on a reactor). The queue is bounded. @thread any.
      * @return PARLEY_OK, or PARLEY_ERR_LIMIT when the queue is full (fn will not run). */
     parley_t_status (*work_submit)(parley_t_host_ctx_hptr ctx, parley_t_work_fn fn, void* user);
+
+    /* ---- 0.2: room bridge (cluster mode; see parley_t_room_bridge) ---- */
+
+    /* Register the process's room bridge, or unregister with NULL (waits until no hook runs).
+     * The table is copied. @thread main (start/stop). @return PARLEY_ERR_EXISTS when another
+     * instance's bridge is registered, PARLEY_ERR_INVALID for a node_slot over 255. */
+    parley_t_status (*room_bridge_set)(parley_t_host_ctx_hptr ctx,
+                                       const parley_t_room_bridge* bridge);
+    /* Deliver a frame from another node to this node's members of `room`: all of them when
+     * `label` is empty, else the one with that label; with `seq` nonzero only members that
+     * joined before it (their history fetch covered the rest). Never handed to the bridge.
+     * @thread any. @return PARLEY_OK or PARLEY_ERR_NOT_FOUND (no such local room or member). */
+    parley_t_status (*room_inject)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
+                                   parley_t_bytes label, parley_t_frame_hptr frame, uint64_t seq);
+    /* What other nodes' members receive if this node dies while `conn` is in `room` (a leave
+     * notice in the dialect's words). A no-op without a bridge. @thread the conn's loop.
+     * @return PARLEY_OK or PARLEY_ERR_NOT_FOUND. */
+    parley_t_status (*room_farewell)(parley_t_host_ctx_hptr ctx, parley_t_conn_id conn,
+                                     parley_t_bytes room, parley_t_frame_hptr frame);
+    /* room_meta_set that may take a network round trip: with PARLEY_META_SET_ONCE and a
+     * bridge, the cluster decides (one winner across nodes) and the local meta receives the
+     * winning value before `done` runs. Otherwise it is room_meta_set and `done` (may be NULL)
+     * runs before this returns. @thread any. @return PARLEY_OK when `done` will be called, else
+     * the error (and `done` is not called). */
+    parley_t_status (*room_meta_set_async)(parley_t_host_ctx_hptr ctx, parley_t_bytes room,
+                                           uint32_t key, parley_t_bytes value, uint32_t flags,
+                                           parley_t_meta_done_fn done, void* user);
 } parley_t_host;
 
 /* The transport half of HTTP routes: a transport creates parley_t_http_response objects with

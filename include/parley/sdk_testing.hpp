@@ -731,6 +731,11 @@ class FakeHost {
         std::lock_guard lk(mu_);
         return rooms_.count(room) != 0;
     }
+    // The room bridge a plugin registered (0.2), if any; the fake host never routes through it.
+    std::optional<parley_t_room_bridge> room_bridge() const {
+        std::lock_guard lk(mu_);
+        return bridge_;
+    }
     std::vector<RoomMember> room_members(std::string_view room) const {
         std::lock_guard lk(mu_);
         auto it = rooms_.find(room);
@@ -911,6 +916,7 @@ class FakeHost {
         bool acked = false;
         parley_t_status status = PARLEY_OK;
     };
+    std::optional<parley_t_room_bridge> bridge_; // recorded by room_bridge_set (0.2)
     struct Room {
         std::vector<RoomMember> members;
         std::map<uint32_t, std::string> meta;
@@ -2090,6 +2096,55 @@ class FakeHost {
         return PARLEY_OK;
     }
 
+    // ---- 0.2: room bridge. The fake host is one node: it records a registered bridge (see
+    // room_bridge()) but never routes through it; inject reaches local members only. ----
+    static parley_t_status h_room_bridge_set(parley_t_host_ctx_hptr c,
+                                             const parley_t_room_bridge* b) {
+        auto* h = I(c, "room_bridge_set").host;
+        std::lock_guard lk(h->mu_);
+        if (!b) {
+            h->bridge_.reset();
+            return PARLEY_OK;
+        }
+        if (b->node_slot > 255) return PARLEY_ERR_INVALID;
+        parley_t_room_bridge copy{};
+        std::memcpy(&copy, b, std::min<size_t>(b->struct_size, sizeof copy));
+        h->bridge_ = copy;
+        return PARLEY_OK;
+    }
+    static parley_t_status h_room_inject(parley_t_host_ctx_hptr c, parley_t_bytes room,
+                                         parley_t_bytes label, parley_t_frame_hptr f,
+                                         uint64_t seq) {
+        auto* h = I(c, "room_inject").host;
+        if (!f) return PARLEY_ERR_INVALID;
+        std::vector<Rcpt> rc;
+        {
+            std::lock_guard lk(h->mu_);
+            auto it = h->rooms_.find(detail::sv(room));
+            if (it == h->rooms_.end()) return PARLEY_ERR_NOT_FOUND;
+            for (auto& m : it->second.members)
+                if ((label.len == 0 || m.label == detail::sv(label)) &&
+                    (seq == 0 || m.join_seq < seq))
+                    rc.push_back(h->rcpt_locked(m.conn));
+        }
+        if (rc.empty() && label.len) return PARLEY_ERR_NOT_FOUND;
+        h->deliver(rc, f);
+        return PARLEY_OK;
+    }
+    static parley_t_status h_room_farewell(parley_t_host_ctx_hptr c, parley_t_conn_id,
+                                           parley_t_bytes, parley_t_frame_hptr) {
+        I(c, "room_farewell");
+        return PARLEY_OK; // no bridge is ever routed: nothing to tell
+    }
+    static parley_t_status h_room_meta_set_async(parley_t_host_ctx_hptr c, parley_t_bytes room,
+                                                 uint32_t key, parley_t_bytes value, uint32_t flags,
+                                                 parley_t_meta_done_fn done, void* user) {
+        auto st = h_room_meta_set(c, room, key, value, flags);
+        if (st != PARLEY_OK && st != PARLEY_ERR_EXISTS) return st;
+        if (done) done(user, st);
+        return PARLEY_OK;
+    }
+
     static parley_t_host make_table() {
         parley_t_host h{};
         h.struct_size = sizeof h;
@@ -2136,6 +2191,10 @@ class FakeHost {
         h.http_respond = &h_http_respond;
         h.draining = &h_draining;
         h.work_submit = &h_work_submit;
+        h.room_bridge_set = &h_room_bridge_set;
+        h.room_inject = &h_room_inject;
+        h.room_farewell = &h_room_farewell;
+        h.room_meta_set_async = &h_room_meta_set_async;
         return h;
     }
 

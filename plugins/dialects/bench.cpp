@@ -748,6 +748,9 @@ class BenchSession final : public Session {
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), c.id());
         federate(f.view());
         c.send_text(frame_text("welcome", std::to_string(jr.members), id_));
+        // Cluster mode: what the other nodes' members hear if this node dies with us in it.
+        auto bye = sh_->host.frame_of(frame_text("leave", "", id_));
+        t()->room_farewell(ctx(), c.id(), sdk::bytes(room_), bye.get());
     }
 
     // The first joiner of a room that did not exist sets its admin hash (set-once in the
@@ -763,8 +766,10 @@ class BenchSession final : public Session {
                 sh_->remember(room_, hash);
         }
         if (hash.empty()) return;
-        t()->room_meta_set(ctx(), sdk::bytes(room_), PARLEY_META_ADMIN_HASH, sdk::bytes(hash),
-                           PARLEY_META_SET_ONCE);
+        // Async: in cluster mode the nodes decide once (JetStream KV) and the winner lands in
+        // the local meta; without a bridge it is the local set-once, done at once.
+        t()->room_meta_set_async(ctx(), sdk::bytes(room_), PARLEY_META_ADMIN_HASH,
+                                 sdk::bytes(hash), PARLEY_META_SET_ONCE, nullptr, nullptr);
     }
 
     // Whether `hash` (lowercase hex, as presented at join) is the admin hash of `room`, live or

@@ -1,0 +1,5 @@
+add_executable(room_bridge_test ${CMAKE_CURRENT_LIST_DIR}/room_bridge_test.cpp)
+target_link_libraries(room_bridge_test PRIVATE parley_kernel GTest::gtest_main)
+target_compile_options(room_bridge_test PRIVATE ${PARLEY_WARNINGS})
+add_test(NAME unit.room_bridge COMMAND room_bridge_test)
+set_tests_properties(unit.room_bridge PROPERTIES LABELS unit)
