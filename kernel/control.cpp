@@ -98,9 +98,13 @@ std::string ControlServer::handle(const std::string& request) {
     }
     klog().debug("control: {}", cmd);
     if (cmd == "ping") return R"({"ok":true})";
-    if (cmd == "status") return kernel_.status_json();
-    if (cmd == "plugins") return "{\"ok\":true,\"plugins\":" + kernel_.plugins_json() + "}";
-    if (cmd == "rooms") return kernel_.rooms_json();
+    // These read the instance list, which reloads and the drain change on the main thread:
+    // read it there too.
+    if (cmd == "status") return kernel_.on_main([this] { return kernel_.status_json(); });
+    if (cmd == "plugins")
+        return kernel_.on_main(
+            [this] { return "{\"ok\":true,\"plugins\":" + kernel_.plugins_json() + "}"; });
+    if (cmd == "rooms") return kernel_.on_main([this] { return kernel_.rooms_json(); });
     if (cmd == "log-level") {
         auto level = obj->optValue<std::string>("level", "");
         if (level.empty()) return R"({"ok":true,"level":")" + level_name(log_level()) + "\"}";
@@ -114,6 +118,7 @@ std::string ControlServer::handle(const std::string& request) {
     }
     if (cmd == "reload") {
         return kernel_.on_main([this] {
+            if (kernel_.draining()) return error_reply("draining; reload refused");
             std::string report;
             bool ok = kernel_.reload(report);
             Poco::JSON::Object o;

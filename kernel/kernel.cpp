@@ -196,6 +196,9 @@ bool Kernel::reload(std::string& report) {
         return false;
     }
     std::ostringstream out;
+    // Set when part of the new profile could not be applied: the reload then reports failure
+    // (ctl exits non-zero) although the parts that did apply stay applied.
+    bool partial = false;
     for (auto& l : diag.lines())
         out << l << "\n";
     if (next.name != profile_.name || next.state_dir != profile_.state_dir ||
@@ -245,6 +248,7 @@ bool Kernel::reload(std::string& report) {
                     inst->config = old_cfg;
                     out << "instance '" << inst->name
                         << "' refused the new config: " << inst->last_error << "\n";
+                    partial = true;
                 } else {
                     out << "instance '" << inst->name << "' reconfigured\n";
                 }
@@ -261,6 +265,7 @@ bool Kernel::reload(std::string& report) {
         if (!create_and_start(*inst)) {
             out << "new instance '" << spec.name << "' failed to start: " << inst->last_error
                 << "\n";
+            partial = true;
             destroy_instance(std::move(inst));
             continue;
         }
@@ -272,6 +277,11 @@ bool Kernel::reload(std::string& report) {
     profile_.kernel = next.kernel;
     profile_.store = next.store;
     report = out.str();
+    if (partial) {
+        report = "reload partly failed (the rest was applied):\n" + report;
+        klog().error("{}", report);
+        return false;
+    }
     klog().info("reloaded profile '{}'{}{}", profile_.name, report.empty() ? "" : ": ", report);
     return true;
 }
@@ -286,12 +296,35 @@ std::string Kernel::on_main(std::function<std::string()> fn) {
     std::future<std::string> fut;
     {
         std::lock_guard lk(main_mu_);
+        // After the drain nobody serves the queue: answer at once instead of blocking forever.
+        if (main_closed_) return R"({"ok":false,"error":"parleyd is exiting"})";
         main_queue_.emplace_back(std::move(fn), std::promise<std::string>());
         fut = main_queue_.back().second.get_future();
     }
     uint64_t one = 1;
     [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
     return fut.get();
+}
+
+void Kernel::serve_main_queue() {
+    for (;;) {
+        std::pair<std::function<std::string()>, std::promise<std::string>> item;
+        {
+            std::lock_guard lk(main_mu_);
+            if (main_queue_.empty()) return;
+            item = std::move(main_queue_.front());
+            main_queue_.pop_front();
+        }
+        item.second.set_value(item.first());
+    }
+}
+
+void Kernel::close_main_queue() {
+    std::lock_guard lk(main_mu_);
+    main_closed_ = true;
+    for (auto& item : main_queue_)
+        item.second.set_value(R"({"ok":false,"error":"parleyd is exiting"})");
+    main_queue_.clear();
 }
 
 void Kernel::drain_and_stop() {
@@ -305,15 +338,22 @@ void Kernel::drain_and_stop() {
     // handshake; stopping them earlier would cut clients off without a close frame.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace) +
                     std::chrono::milliseconds(3000);
+    // The control socket stays up meanwhile, so `parley ctl status` shows the drain.
     while (std::chrono::steady_clock::now() < deadline && rooms_->conn_count() > 0) {
-        pollfd p{signal_fd_, POLLIN, 0};
-        if (poll(&p, 1, 50) > 0) {
+        pollfd p[2] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+        if (poll(p, 2, 50) > 0) {
+            if (p[1].revents & POLLIN) {
+                uint64_t v;
+                [[maybe_unused]] auto n = read(wake_fd_, &v, sizeof v);
+                serve_main_queue();
+            }
             signalfd_siginfo si;
-            if (read(signal_fd_, &si, sizeof si) == sizeof si &&
+            if ((p[0].revents & POLLIN) && read(signal_fd_, &si, sizeof si) == sizeof si &&
                 (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT))
                 break;
         }
     }
+    close_main_queue();
     // Transports first (no new work), stores last (flush).
     std::stable_sort(instances_.begin(), instances_.end(), [](auto& a, auto& b) {
         return (a->kind == PARLEY_KIND_STORE) < (b->kind == PARLEY_KIND_STORE);
@@ -330,8 +370,9 @@ void Kernel::drain_and_stop() {
 int Kernel::run() {
     for (;;) {
         if (drain_requested_.load()) {
-            control_.reset(); // answered already; nothing else to serve
+            serve_main_queue(); // requests that came before the drain still get their answer
             drain_and_stop();
+            control_.reset();
             return 0;
         }
         pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -352,16 +393,7 @@ int Kernel::run() {
         if (fds[1].revents & POLLIN) {
             uint64_t v;
             [[maybe_unused]] auto n = read(wake_fd_, &v, sizeof v);
-            for (;;) {
-                std::pair<std::function<std::string()>, std::promise<std::string>> item;
-                {
-                    std::lock_guard lk(main_mu_);
-                    if (main_queue_.empty()) break;
-                    item = std::move(main_queue_.front());
-                    main_queue_.pop_front();
-                }
-                item.second.set_value(item.first());
-            }
+            serve_main_queue();
         }
     }
 }

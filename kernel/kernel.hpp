@@ -88,6 +88,8 @@ class Kernel {
     void destroy_instance(std::unique_ptr<Instance> inst);
     void apply_kernel_settings(const config::Value& k, bool initial);
     void drain_and_stop();
+    void serve_main_queue(); // main thread: answer queued control requests
+    void close_main_queue(); // main thread: refuse queued and later ones (exiting)
 
     Loader loader_;
     Profile profile_;
@@ -113,6 +115,7 @@ class Kernel {
     int signal_fd_ = -1; // SIGTERM, SIGINT, SIGHUP
     std::mutex main_mu_;
     std::list<std::pair<std::function<std::string()>, std::promise<std::string>>> main_queue_;
+    bool main_closed_ = false; // under main_mu_
     std::chrono::steady_clock::time_point started_at_;
 };
 

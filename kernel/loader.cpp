@@ -44,6 +44,44 @@ bool valid_name(const char* s) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) return false;
     return true;
 }
+
+// A plugin's config rows have the size of parley_t_config_key in the header it was built with,
+// which may differ from ours once the ABI grows. Walk them by their own struct_size and copy
+// each into a zeroed host-sized row (children too), so the kernel only reads its own layout.
+bool copy_config_rows(const parley_t_config_key* rows, size_t n,
+                      std::deque<std::vector<parley_t_config_key>>& store,
+                      const parley_t_config_key*& out, std::string& why, int depth) {
+    out = nullptr;
+    if (n == 0 || !rows) return true; // the validator reports NULL tables with keys
+    if (depth > 16) {
+        why = "children nested deeper than 16 levels";
+        return false;
+    }
+    constexpr size_t kMin =
+        offsetof(parley_t_config_key, children_len) + sizeof(parley_t_config_key::children_len);
+    uint32_t stride = rows[0].struct_size;
+    if (stride < kMin || stride > 4096 || n > 100000) {
+        why = "rows of struct_size " + std::to_string(stride) + " (need " + std::to_string(kMin) +
+              ".." + "4096)";
+        return false;
+    }
+    auto& copy = store.emplace_back(n, parley_t_config_key{});
+    const auto* base = reinterpret_cast<const unsigned char*>(rows);
+    for (size_t i = 0; i < n; ++i) {
+        std::memcpy(&copy[i], base + i * stride, std::min<size_t>(stride, sizeof copy[i]));
+        if (copy[i].struct_size != stride) {
+            why = "row " + std::to_string(i) + " has struct_size " +
+                  std::to_string(copy[i].struct_size) + ", row 0 has " + std::to_string(stride);
+            return false;
+        }
+        copy[i].struct_size = sizeof copy[i];
+        if (copy[i].children_len && !copy_config_rows(copy[i].children, copy[i].children_len, store,
+                                                      copy[i].children, why, depth + 1))
+            return false;
+    }
+    out = copy.data();
+    return true;
+}
 } // namespace
 
 bool Loader::load(const std::string& plugin, const std::string& file, LoadedPlugin& out,
@@ -134,6 +172,17 @@ bool Loader::load(const std::string& plugin, const std::string& file, LoadedPlug
     if (lp.desc.kind < PARLEY_KIND_TRANSPORT || lp.desc.kind > PARLEY_KIND_SERVICE) {
         error = "plugin '" + name + "': unknown kind " + std::to_string(lp.desc.kind);
         return false;
+    }
+    {
+        auto rows = std::make_shared<std::deque<std::vector<parley_t_config_key>>>();
+        const parley_t_config_key* copied = nullptr;
+        std::string why;
+        if (!copy_config_rows(lp.desc.config, lp.desc.config_len, *rows, copied, why, 0)) {
+            error = "plugin '" + name + "': config table: " + why;
+            return false;
+        }
+        lp.desc.config = copied;
+        lp.config_rows = std::move(rows);
     }
     const parley_t_plugin_vtable* vt = lp.desc.vtable;
     if (!vt || vt->struct_size < offsetof(parley_t_plugin_vtable, destroy) + sizeof(vt->destroy)) {

@@ -3,7 +3,9 @@
 
 #include <parley/plugin.h>
 
+#include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -13,8 +15,10 @@ namespace parley::kernel {
 
 struct LoadedPlugin {
     std::string file;
-    parley_t_descriptor desc{};  // zero-extended copy
+    parley_t_descriptor desc{};  // zero-extended copy; desc.config points into config_rows
     parley_t_plugin_vtable vt{}; // zero-extended copy
+    // Host-sized copies of the plugin's config key rows (and their children), shared by copies.
+    std::shared_ptr<const std::deque<std::vector<parley_t_config_key>>> config_rows;
 };
 
 class Loader {

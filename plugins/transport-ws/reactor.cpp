@@ -124,6 +124,17 @@ Reactor::~Reactor() {
 }
 
 int Reactor::listen(const std::string& host, int port, std::string& error) {
+    // SO_REUSEPORT would let a second process (another profile) silently share a fixed port:
+    // the first reactor probes without it, so a port taken by anyone is a start error.
+    if (index_ == 0 && port != 0) {
+        int probe = bind_listener(host, port, false, error);
+        if (probe < 0) {
+            error = "port " + std::to_string(port) + " of instance '" + t_.host().instance_name() +
+                    "' is already in use (" + error + "; another profile or program on this host?)";
+            return -1;
+        }
+        close(probe);
+    }
     listen_fd_ = bind_listener(host, port, true, error);
     if (listen_fd_ < 0) return -1;
     epoll_event ev{EPOLLIN, {.u64 = kListenKey}};
