@@ -310,7 +310,33 @@ class SioHandle final : public Session {
     std::shared_ptr<SioSession> s_;
 };
 
+// Socket.IO alone (no /ws), for the dialect fuzzer: the relay dialect serves the same sessions
+// on /socket.io/ in real profiles.
+class SocketIoDialect final : public Dialect {
+  public:
+    explicit SocketIoDialect(const Env& env) : host_(env.host) {
+        opts_.auth_timeout_ms = env.host.config_int("relay.auth_timeout", 10000);
+    }
+    std::unique_ptr<Session> upgrade(const HttpRequest& req, HttpReply& refusal) override {
+        if (!is_socketio_path(req.path)) {
+            refusal.status = 404;
+            refusal.body = "not found\n";
+            return nullptr;
+        }
+        return socketio_upgrade(host_, opts_, req, refusal);
+    }
+
+  private:
+    sdk::Host host_;
+    SocketIoOptions opts_;
+};
+
 } // namespace
+
+std::unique_ptr<Dialect> make_socketio(const Env& env) {
+    if (sodium_init() < 0) return nullptr;
+    return std::make_unique<SocketIoDialect>(env);
+}
 
 bool is_socketio_path(std::string_view path) {
     return path == "/socket.io/" || path == "/socket.io";

@@ -36,6 +36,9 @@ struct SocketIoOptions {
 
 bool is_socketio_path(std::string_view path);
 
+// The Socket.IO endpoint as a dialect of its own (make("socketio"), used by the fuzzer).
+std::unique_ptr<Dialect> make_socketio(const Env& env);
+
 // Checks the upgrade's query (EIO=4, transport=websocket); nullptr with `refusal` otherwise.
 std::unique_ptr<Session> socketio_upgrade(const sdk::Host& host, const SocketIoOptions& opts,
                                           const HttpRequest& req, HttpReply& refusal);

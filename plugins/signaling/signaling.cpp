@@ -250,7 +250,10 @@ class Signaling final : public Plugin {
         bool internal = event == "closed";
         if (!internal) {
             if (!conn) return PARLEY_ERR_INVALID;
-            if (identity.empty() || !identity_allowed(identity)) {
+            // The allowlist is asked again where access is granted (joins, TURN); relaying
+            // within a call needs only the proof the dialect made.
+            bool grants = event == "join_room" || event == "turn_credentials";
+            if (identity.empty() || (grants && !identity_allowed(identity))) {
                 host().add(m_refused_);
                 out.emplace_back(conn,
                                  event == "join_room"
