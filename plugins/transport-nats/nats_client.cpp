@@ -47,6 +47,7 @@ bool Client::start(std::string& err) {
         err = std::string(what) + ": " + status_text(s);
         return false;
     };
+    closing_.store(false);
     natsStatus s = natsOptions_Create(&nopts_);
     if (s != NATS_OK) return fail(s, "nats options");
     std::vector<const char*> urls;
@@ -126,6 +127,11 @@ void Client::stop() {
         stopping_ = true;
     }
     cv_.notify_all();
+    // No handler may run once stop() returns (the plugin frees what handlers use next): new
+    // deliveries are refused and the ones in flight finish first.
+    closing_.store(true);
+    for (int i = 0; i < 5000 && inflight_.load() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (publisher_.joinable()) publisher_.join();
     for (auto& sub : subs_) {
         if (sub->sub) {
@@ -197,15 +203,23 @@ void Client::set_connected(bool up) {
 
 void Client::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* c) {
     auto* sub = static_cast<Sub*>(c);
+    auto* self = sub->self;
+    self->inflight_.fetch_add(1);
+    if (self->closing_.load()) {
+        self->inflight_.fetch_sub(1);
+        natsMsg_Destroy(msg);
+        return;
+    }
     std::string_view subject = natsMsg_GetSubject(msg);
     std::string_view data(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
     try {
         sub->fn(subject, data);
     } catch (...) {
         // A handler bug must not take the cnats thread (and the process) down.
-        sub->self->host_.add(sub->self->m_errors_);
+        self->host_.add(self->m_errors_);
     }
     natsMsg_Destroy(msg);
+    self->inflight_.fetch_sub(1);
 }
 
 void Client::on_connected(natsConnection*, void* c) {
