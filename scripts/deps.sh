@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libsimdjson-dev libpq-dev libnats-dev libgtest-dev libgmock-dev)
 test_pkgs=(clang-14 libclang-rt-14-dev postgresql postgresql-common nats-server coturn
   chromium chromium-driver nodejs npm curl procps iproute2 systemd
-  golang-go golang-github-gorilla-websocket-dev)
+  golang-go golang-github-gorilla-websocket-dev openssl)
 
 want=("${build_pkgs[@]}")
 [[ "${1:-build}" == test ]] && want+=("${test_pkgs[@]}")
