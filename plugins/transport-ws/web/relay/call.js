@@ -65,6 +65,7 @@ export class CallClient {
     const p = this.next('turn_credentials');
     this.emit('turn_credentials');
     const c = await p;
+    if (!c) throw new Error('TURN not configured');
     this.ice = [{ urls: c.urls, username: c.username, credential: c.credential }];
     return c;
   }
@@ -135,6 +136,10 @@ export class CallClient {
         if (p) p.state = a0;
         break;
       }
+      case 'error':
+        // A gateway without TURN answers turn_credentials with an error: do not wait for it.
+        if (a0?.event === 'turn_credentials') for (const w of this.waiters.get('turn_credentials')?.splice(0) ?? []) w(null);
+        break;
       case 'room_join_error':
         this.error = a0?.message ?? 'Not allowed to join this call.';
         break;
