@@ -250,7 +250,9 @@ void Reactor::update_interest(Connection* c) {
 void Reactor::release(Connection* c) {
     uint32_t slot = tag_slot(c->tag());
     c->teardown();
-    epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd(), nullptr);
+    // No EPOLL_CTL_DEL: the destructor closes the fd (accepted with SOCK_CLOEXEC, never
+    // duplicated), which removes it from the epoll set; one syscall less per connection.
+    // Events still queued for it carry the old generation and are dropped by lookup().
     if (c->dirty) std::erase(dirty_, c);
     slots_[slot].reset();
     gens_[slot] = (gens_[slot] + 1) & 0xFFFFFF;
