@@ -270,14 +270,19 @@ class LinkSession final : public Session, public std::enable_shared_from_this<Li
         c.send_text(R"({"type":"system","event":"connected","clientId":")" + client_ +
                     R"(","members":)" + std::to_string(members_) + R"(,"text":"connected"})");
         publish_system(c, "joined", members_, true);
+        // Cluster mode: the notice the other nodes' members get if this node dies with us in it.
+        auto bye = sh_->host.frame_of(system_text("left", members_ > 0 ? members_ - 1 : 0));
+        host()->room_farewell(ctx(), c.id(), sdk::bytes(room_), bye.get());
+    }
+
+    std::string system_text(std::string_view event, uint32_t members) const {
+        return R"({"type":"system","event":")" + std::string(event) + R"(","clientId":")" +
+               client_ + R"(","members":)" + std::to_string(members) + R"(,"text":")" + client_ +
+               " " + std::string(event) + "\"}";
     }
 
     void publish_system(Conn& c, std::string_view event, uint32_t members, bool except_self) {
-        std::string text = R"({"type":"system","event":")" + std::string(event) +
-                           R"(","clientId":")" + client_ + R"(","members":)" +
-                           std::to_string(members) + R"(,"text":")" + client_ + " " +
-                           std::string(event) + "\"}";
-        auto f = sh_->host.frame_of(text);
+        auto f = sh_->host.frame_of(system_text(event, members));
         host()->room_publish(ctx(), sdk::bytes(room_), f.get(), except_self ? c.id() : 0);
     }
 

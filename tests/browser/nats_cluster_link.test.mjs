@@ -69,7 +69,7 @@ describe('link-room cluster of two nodes on one PostgreSQL', { skip, timeout: 60
 
     // Every record of both nodes is in PostgreSQL (a colliding sequence would have overwritten
     // one), in sequence order, which follows each node's sending order.
-    for (const [node, id] of [[A, 'laterA'], [B, 'laterB']]) {
+    for (const [node, id] of [[A, 'latera'], [B, 'laterb']]) {
       const late = await join(node, room, id);
       const got = late.history.map(text);
       assert.equal(got.length, 20, `${id}: ${JSON.stringify(got)}`);
@@ -79,5 +79,12 @@ describe('link-room cluster of two nodes on one PostgreSQL', { skip, timeout: 60
         assert.deepEqual(mine, [...Array(10).keys()], `node ${name}'s messages in its order`);
       }
     }
+
+    // B dies: A's members hear its members leave (their farewells) within node_ttl + heartbeat.
+    const t0 = Date.now();
+    B.kill9();
+    for (const gone of ['userb2', 'laterb'])
+      await u1.wait((f) => f.type === 'system' && f.event === 'left' && f.clientId === gone, `${gone} left`, 4000);
+    assert.ok(Date.now() - t0 <= 1000 + 400 + 500, `left after ${Date.now() - t0} ms`);
   });
 });
