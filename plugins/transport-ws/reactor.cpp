@@ -129,8 +129,8 @@ int Reactor::listen(const std::string& host, int port, std::string& error) {
     if (index_ == 0 && port != 0) {
         int probe = bind_listener(host, port, false, error);
         if (probe < 0) {
-            error = "port " + std::to_string(port) + " of instance '" + t_.host().instance_name() +
-                    "' is already in use (" + error + "; another profile or program on this host?)";
+            error += " (port " + std::to_string(port) + " of instance '" +
+                     t_.host().instance_name() + "': another profile or program on this host?)";
             return -1;
         }
         close(probe);

@@ -206,7 +206,7 @@ async function linkRoomCopy(dir, patch) {
 test('a profile on a port another profile uses is refused, naming port and instance', async () => {
   const taken = running['link-room'].port;
   await expectClash('port', (dir) => linkRoomCopy(dir, (t) => rewrite(t, /^(\s+)port: \d+/m, (_m, ind) => `${ind}port: ${taken}`)),
-    new RegExp(`port ${taken} of instance 'web' is already in use`));
+    new RegExp(String.raw`start failed: cannot listen on 127\.0\.0\.1:${taken}: Address already in use \(port ${taken} of instance 'web': another profile`));
 });
 
 test('a profile on the state_dir (control socket) of another is refused', async () => {

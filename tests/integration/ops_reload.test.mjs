@@ -187,7 +187,7 @@ test('live WebSocket clients survive reloads that change limits, origins, allowl
   fs.writeFileSync(file, profile({ ...base, members: 4, origins: [A, B], allowlist: id2.allowlist, web2: true, web3Port: port }));
   r = ctl(['--socket', path.join(state, 'control.sock'), 'reload']);
   assert.equal(r.code, 1, `failed instance start must fail the reload: ${r.stdout}${r.stderr}`);
-  assert.match(r.stderr, /new instance 'web3' failed to start: port \d+ of instance 'web3' is already in use/);
+  assert.match(r.stderr, /new instance 'web3' failed to start: cannot listen on 127\.0\.0\.1:\d+: Address already in use \(port \d+ of instance 'web3'/);
   await exchange(e, [a, b, c]);
 
   for (const x of [a, b, c, e]) assert.equal(x.closed, null, 'a client was dropped');
