@@ -262,26 +262,31 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
         if (ping_timer_) host_.table()->timer_cancel(host_.ctx(), ping_timer_);
         ping_timer_ = 0;
         ping_.reset();
+        if (auth_timer_) host_.table()->timer_cancel(host_.ctx(), auth_timer_);
+        auth_timer_ = 0;
+        late_.reset();
     }
 
+    // One-shot; owned here and cancelled with the session, so nothing is left behind when the
+    // connection (or the host) goes away before it fires.
+    struct Late {
+        std::shared_ptr<Poster> poster;
+        uint64_t tag;
+        std::weak_ptr<SioSession> self;
+    };
     void arm_auth_timeout(Conn& c) {
-        struct Late {
-            std::shared_ptr<Poster> poster;
-            uint64_t tag;
-            std::weak_ptr<SioSession> self;
-        };
-        auto late = std::make_unique<Late>(Late{c.poster(), c.tag(), weak_from_this()});
-        host_.table()->timer_start(
+        late_ = std::make_unique<Late>(Late{c.poster(), c.tag(), weak_from_this()});
+        auth_timer_ = host_.table()->timer_start(
             host_.ctx(), uint64_t(opts_.auth_timeout_ms), 0,
             [](void* u) {
-                std::unique_ptr<Late> l(static_cast<Late*>(u));
+                auto* l = static_cast<Late*>(u);
                 auto self = l->self.lock();
                 if (!self) return;
                 l->poster->post(l->tag, [self](Conn& c) {
                     if (self->state_ != State::authed) self->refuse(c);
                 });
             },
-            late.release()); // the one-shot callback owns it
+            late_.get());
     }
 
     sdk::Host host_;
@@ -292,6 +297,8 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     int errors_ = 0;
     std::unique_ptr<Ping> ping_;
     uint64_t ping_timer_ = 0;
+    std::unique_ptr<Late> late_;
+    uint64_t auth_timer_ = 0;
 };
 
 class SioHandle final : public Session {
