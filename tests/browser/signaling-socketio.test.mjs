@@ -184,4 +184,23 @@ test('refusals: bad signature, events before auth', async () => {
   t.emit('join_room', 'call-test', m1.keyHash, [m1.keyHash]);
   assert.deepEqual((await err2)[0], { error: 'authentication failed' });
   assert.ok(!t.events.some((e) => e.event === 'members'));
+
+  // No answer to the challenge within relay.auth_timeout (3 s here): refused and disconnected.
+  const u = open();
+  await next(u, 'challenge');
+  const started = Date.now();
+  const err3 = next(u, 'error', 8000);
+  const gone3 = next(u, 'disconnect', 8000);
+  assert.deepEqual((await err3)[0], { error: 'authentication failed' });
+  await gone3;
+  assert.ok(Date.now() - started >= 2000, 'not before the timeout');
+});
+
+test('the server pings (Engine.IO v4): an authenticated socket outlives pingInterval + pingTimeout', { skip: process.env.PARLEY_SLOW_TESTS !== '1' }, async () => {
+  const s = await authed(members[0]);
+  let pings = 0;
+  s.io.on('ping', () => { pings++; });
+  await new Promise((r) => setTimeout(r, 50000));
+  assert.ok(pings >= 1 && s.connected, `pings ${pings}, connected ${s.connected}`);
+  s.close();
 });
