@@ -199,7 +199,9 @@ TEST(SdkLoader, RefusesBadDescriptors) {
     EXPECT_NE(refused(d).find("different major"), std::string::npos);
     d = good;
     d.abi_minor = PARLEY_ABI_MINOR + 1;
-    EXPECT_NE(refused(d).find("built for ABI 0.2, host provides 0.1"), std::string::npos)
+    EXPECT_NE(refused(d).find("built for ABI 0." + std::to_string(PARLEY_ABI_MINOR + 1) +
+                              ", host provides 0." + std::to_string(PARLEY_ABI_MINOR)),
+              std::string::npos)
         << "both versions are named";
     d = good;
     d.name = "Bad_Name";
