@@ -48,6 +48,7 @@ bool Client::start(std::string& err) {
         return false;
     };
     closing_.store(false);
+    closed_seen_.store(false);
     natsStatus s = natsOptions_Create(&nopts_);
     if (s != NATS_OK) return fail(s, "nats options");
     std::vector<const char*> urls;
@@ -142,6 +143,10 @@ void Client::stop() {
     }
     if (nc_) {
         natsConnection_Close(nc_);
+        // cnats runs connection callbacks on its own thread, after Close returns; the closed
+        // callback is the last of them: wait for it so none runs on a freed Client.
+        for (int i = 0; i < 5000 && !closed_seen_.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         natsConnection_Destroy(nc_);
         nc_ = nullptr;
     }
@@ -257,6 +262,7 @@ void Client::on_closed(natsConnection*, void* c) {
                         "NATS is offline until parleyd restarts");
     }
     self->set_connected(false);
+    self->closed_seen_.store(true); // last touch of `self`: stop() may free it now
 }
 
 void Client::on_error(natsConnection*, natsSubscription*, natsStatus status, void* c) {

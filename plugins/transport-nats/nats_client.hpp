@@ -99,8 +99,9 @@ class Client {
     std::vector<std::unique_ptr<Sub>> subs_;
     std::vector<std::function<void(bool)>> state_fns_;
     std::atomic<bool> connected_{false};
-    std::atomic<bool> closing_{false}; // stop() began: handlers are no longer called
-    std::atomic<int> inflight_{0};     // handlers running now
+    std::atomic<bool> closing_{false};     // stop() began: handlers are no longer called
+    std::atomic<int> inflight_{0};         // handlers running now
+    std::atomic<bool> closed_seen_{false}; // cnats ran the closed callback (its last one)
 
     std::mutex mu_;
     std::condition_variable cv_;
