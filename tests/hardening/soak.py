@@ -190,7 +190,12 @@ summary = (f"soak {DURATION:.0f}s: connections accepted {accepted:.0f}, messages
            f"max {rss_max} KiB (bound {rss_bound}), fds {ref['fds']} -> max {fds_max}, "
            f"threads {ref['threads']} -> max {thr_max}")
 log(summary)
-check(rss_max <= rss_bound, "RSS grew beyond the bound")
+if os.environ.get("PARLEY_SANITIZER") == "asan":
+    # ASan's quarantine keeps freed memory (up to 256 MiB) resident: RSS says nothing there;
+    # LeakSanitizer checks for leaks when parleyd exits instead.
+    log("RSS bound not applied under ASan")
+else:
+    check(rss_max <= rss_bound, "RSS grew beyond the bound")
 check(fds_max <= ref["fds"] + 16, "open fds grew")
 check(thr_max <= ref["threads"], "threads grew")
 # Stable members kept receiving until the end (the last interval saw traffic).
