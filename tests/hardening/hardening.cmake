@@ -9,7 +9,8 @@ if(NOT Python3_Interpreter_FOUND)
   return()
 endif()
 set(_hard_dir ${CMAKE_CURRENT_LIST_DIR})
-set(_hard_env PARLEYD=$<TARGET_FILE:parleyd>)
+# No __pycache__ in the source tree.
+set(_hard_env PARLEYD=$<TARGET_FILE:parleyd> PYTHONDONTWRITEBYTECODE=1)
 
 # Slow readers (2000; HARDENING_SLOW_READERS=8000 for the long form), 1 byte/s client,
 # connection flood from one address.
