@@ -130,13 +130,20 @@ namespace {
 class RelaySession final : public std::enable_shared_from_this<RelaySession> {
   public:
     explicit RelaySession(std::shared_ptr<Shared> sh) : sh_(std::move(sh)) {}
+    ~RelaySession() { cancel_timeout(); }
 
     void on_open(Conn& c) {
         unsigned char raw[kNonceBytes];
         randombytes_buf(raw, sizeof raw);
         nonce_ = relay_b64(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
         c.send_text(R"({"type":"challenge","nonce":")" + nonce_ + "\"}");
-        arm_timeout(c);
+        // With the relay plugin in compat mode, clients may skip the proof (as Relay's own
+        // server lets them; see docs/calls.md): no admission deadline then.
+        parley_t_command_call call{};
+        call.struct_size = sizeof call;
+        call.conn = c.id();
+        compat_ = host()->command_call(ctx(), sdk::bytes("relay.compat"), &call) == PARLEY_OK;
+        if (!compat_) arm_timeout(c);
     }
 
     void on_text(Conn& c, std::string_view msg) {
@@ -144,23 +151,45 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         RelayFrame f;
         bool ok = parse_frame(msg, f);
         if (state_ == State::waiting) {
-            // Anything but a well-formed auth frame fails admission, with the same answer.
-            if (!ok || f.type != "auth" || !f.public_key || !f.signature) return refuse(c);
-            return authenticate(c, *f.public_key, *f.signature);
+            if (compat_ && ok && f.type != "auth" && valid_type(f.type)) {
+                state_ = State::compat; // unproven, identified by the key hashes it claims
+            } else {
+                // Anything but a well-formed auth frame fails admission, with the same answer.
+                if (!ok || f.type != "auth" || !f.public_key || !f.signature) return refuse(c);
+                return authenticate(c, *f.public_key, *f.signature);
+            }
         }
         if (!ok || !valid_type(f.type)) return bad(c, "invalid frame");
         if (f.type == "auth") return bad(c, "already authenticated");
-        if (f.type == "join_blob" || f.type == "leave_blob") {
+        std::string identity = key_hash_;
+        if (state_ == State::compat) {
+            // join_blob/leave_blob name the box; join_room names the caller ("keyHash", or
+            // Relay's positional args[1]), which later events carry. Only allowlisted claims.
+            std::string kh = f.key_hash ? lower(*f.key_hash) : std::string();
+            if (f.type == "join_blob" || f.type == "leave_blob") {
+                if (kh.empty()) return bad(c, "keyHash required");
+                if (f.type == "leave_blob") return kh == blob_hash_ ? leave_blob(c) : void();
+                if (!allowed(c, kh)) return bad(c, "not allowed");
+                if (in_blob_ && kh != blob_hash_) leave_blob(c);
+                return join_blob(c, kh);
+            }
+            if (f.type == "join_room") {
+                if (kh.empty()) kh = positional_hash(msg, 1);
+                if (!kh.empty() && allowed(c, kh)) key_hash_ = kh;
+                // An unlisted claim goes on with no identity: the service refuses the join.
+                identity = kh == key_hash_ ? key_hash_ : std::string();
+            }
+        } else if (f.type == "join_blob" || f.type == "leave_blob") {
             // Relay's clients name the key hash; only their own box may be watched.
             if (f.key_hash && lower(*f.key_hash) != key_hash_) return bad(c, "not allowed");
-            return f.type == "join_blob" ? join_blob(c) : leave_blob(c);
+            return f.type == "join_blob" ? join_blob(c, key_hash_) : leave_blob(c);
         }
         std::string name = "call." + std::string(f.type);
         parley_t_command_call call{};
         call.struct_size = sizeof call;
         call.conn = c.id();
         call.args = sdk::bytes(msg);
-        call.identity = sdk::bytes(key_hash_);
+        call.identity = sdk::bytes(identity);
         auto st = host()->command_call(ctx(), sdk::bytes(name), &call);
         // Not counted as a bad frame: a client may know events this profile does not serve.
         if (st == PARLEY_ERR_NOT_FOUND) c.send_text(kUnknownType);
@@ -173,13 +202,15 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
     }
 
     void on_rate_limited(Conn& c) {
-        if (state_ == State::authed) c.send_text(R"({"type":"error","error":"rate limited"})");
+        if (state_ == State::authed || state_ == State::compat)
+            c.send_text(R"({"type":"error","error":"rate limited"})");
     }
 
     void on_close(Conn& c) {
         // Rooms are left by the kernel. Services that track connections (call signaling) hear
-        // about authenticated ones going away; a client cannot send this name itself.
-        if (state_ != State::authed) return;
+        // about admitted ones going away; a client cannot send this name itself.
+        cancel_timeout();
+        if (state_ != State::authed && state_ != State::compat) return;
         parley_t_command_call call{};
         call.struct_size = sizeof call;
         call.conn = c.id();
@@ -190,7 +221,7 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
     }
 
   private:
-    enum class State { waiting, authed, failed };
+    enum class State { waiting, authed, compat, failed };
 
     const parley_t_host* host() const { return sh_->host.table(); }
     parley_t_host_ctx_hptr ctx() const { return sh_->host.ctx(); }
@@ -202,24 +233,50 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         return out;
     }
 
+    bool allowed(Conn& c, const std::string& hash) {
+        parley_t_command_call call{};
+        call.struct_size = sizeof call;
+        call.conn = c.id();
+        call.identity = sdk::bytes(hash);
+        return host()->command_call(ctx(), sdk::bytes("relay.allowed"), &call) == PARLEY_OK;
+    }
+
+    // Relay's positional form {"type":T,"args":[...]}: args[index] as a key hash, or "".
+    static std::string positional_hash(std::string_view msg, size_t index) {
+        simdjson::dom::parser parser;
+        simdjson::dom::element root;
+        std::string_view kh;
+        if (parser.parse(simdjson::padded_string(msg)).get(root) != simdjson::SUCCESS ||
+            root["args"].at(index).get(kh) != simdjson::SUCCESS)
+            return {};
+        return lower(kh);
+    }
+
+    // One-shot; its state is owned by the session and the timer cancelled with it, so nothing
+    // is left behind when the connection (or the host) goes away before it fires.
+    struct Late {
+        std::shared_ptr<Poster> poster;
+        uint64_t tag;
+        std::weak_ptr<RelaySession> self;
+    };
     void arm_timeout(Conn& c) {
-        struct Late {
-            std::shared_ptr<Poster> poster;
-            uint64_t tag;
-            std::weak_ptr<RelaySession> self;
-        };
-        auto late = std::make_unique<Late>(Late{c.poster(), c.tag(), weak_from_this()});
-        host()->timer_start(
+        late_ = std::make_unique<Late>(Late{c.poster(), c.tag(), weak_from_this()});
+        timer_ = host()->timer_start(
             ctx(), uint64_t(sh_->auth_timeout_ms), 0,
             [](void* u) {
-                std::unique_ptr<Late> l(static_cast<Late*>(u));
+                auto* l = static_cast<Late*>(u);
                 auto self = l->self.lock();
                 if (!self) return; // the connection is gone
                 l->poster->post(l->tag, [self](Conn& c) {
                     if (self->state_ == State::waiting) self->refuse(c);
                 });
             },
-            late.release()); // the one-shot timer callback owns it
+            late_.get());
+    }
+    void cancel_timeout() {
+        if (timer_) host()->timer_cancel(ctx(), timer_);
+        timer_ = 0;
+        late_.reset();
     }
 
     void authenticate(Conn& c, std::string_view pk_b64, std::string_view sig_b64) {
@@ -268,30 +325,33 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         }
     }
 
-    void join_blob(Conn& c) {
+    void join_blob(Conn& c, const std::string& hash) {
         if (in_blob_) return;
         parley_t_join_result jr{};
         jr.struct_size = sizeof jr;
-        auto st =
-            host()->room_join(ctx(), c.id(), sdk::bytes("blob:" + key_hash_), sdk::bytes(""), &jr);
-        if (st == PARLEY_OK || st == PARLEY_ERR_EXISTS)
+        auto st = host()->room_join(ctx(), c.id(), sdk::bytes("blob:" + hash), sdk::bytes(""), &jr);
+        if (st == PARLEY_OK || st == PARLEY_ERR_EXISTS) {
             in_blob_ = true;
-        else
+            blob_hash_ = hash;
+        } else {
             bad(c, "join_blob refused");
+        }
     }
 
     void leave_blob(Conn& c) {
         if (!in_blob_) return;
-        host()->room_leave(ctx(), c.id(), sdk::bytes("blob:" + key_hash_), nullptr);
+        host()->room_leave(ctx(), c.id(), sdk::bytes("blob:" + blob_hash_), nullptr);
         in_blob_ = false;
     }
 
     std::shared_ptr<Shared> sh_;
     State state_ = State::waiting;
     std::string nonce_;
-    std::string key_hash_;
-    bool in_blob_ = false;
+    std::string key_hash_, blob_hash_;
+    bool in_blob_ = false, compat_ = false;
     int errors_ = 0;
+    std::unique_ptr<Late> late_;
+    uint64_t timer_ = 0;
 };
 
 // Sessions are shared_ptr-owned (the auth timer holds a weak reference); the transport owns a

@@ -60,7 +60,14 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
                     std::to_string(opts_.ping_timeout_ms) + R"(,"maxPayload":)" +
                     std::to_string(opts_.max_payload) + "}");
         start_ping(c);
-        arm_auth_timeout(c);
+        // Relay's own app never authenticates; with the relay plugin in compat mode it is let in
+        // unproven, as Relay's server does (see docs/calls.md), so there is no deadline.
+        parley_t_command_call call{};
+        call.struct_size = sizeof call;
+        call.conn = c.id();
+        compat_ = host_.table()->command_call(host_.ctx(), sdk::bytes("relay.compat"), &call) ==
+                  PARLEY_OK;
+        if (!compat_) arm_auth_timeout(c);
     }
 
     void on_text(Conn& c, std::string_view msg) {
@@ -82,7 +89,7 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
 
     void on_close(Conn& c) {
         stop_ping();
-        if (state_ != State::authed) return;
+        if (state_ != State::authed && state_ != State::compat) return;
         state_ = State::failed;
         parley_t_command_call call{};
         call.struct_size = sizeof call;
@@ -93,11 +100,41 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     }
 
     void on_rate_limited(Conn& c) {
-        if (state_ == State::authed) c.send_text(event("error", R"({"error":"rate limited"})"));
+        if (admitted()) c.send_text(event("error", R"({"error":"rate limited"})"));
     }
 
   private:
-    enum class State { opened, connected, authed, failed };
+    // compat: Relay's unauthenticated client (relay plugin in compat mode), identified only by
+    // the key hashes it claims in its payloads.
+    enum class State { opened, connected, authed, compat, failed };
+    bool admitted() const { return state_ == State::authed || state_ == State::compat; }
+
+    static std::string lower(std::string_view s) {
+        std::string out(s);
+        for (auto& ch : out)
+            if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
+        return out;
+    }
+
+    bool allowed(Conn& c, const std::string& hash) {
+        parley_t_command_call call{};
+        call.struct_size = sizeof call;
+        call.conn = c.id();
+        call.identity = sdk::bytes(hash);
+        return host_.table()->command_call(host_.ctx(), sdk::bytes("relay.allowed"), &call) ==
+               PARLEY_OK;
+    }
+
+    // The key hash a compat client claims as argument `index` of its event ("" if none).
+    static std::string claimed(const std::string& frame, size_t index) {
+        std::string_view kh;
+        simdjson::dom::parser parser;
+        simdjson::dom::element root;
+        if (parser.parse(frame).get(root) != simdjson::SUCCESS ||
+            root["args"].at(index).get(kh) != simdjson::SUCCESS)
+            return {};
+        return lower(kh);
+    }
 
     void on_packet(Conn& c, std::string_view p) {
         if (p.empty()) return bad(c, "invalid packet");
@@ -129,7 +166,7 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
             return on_event(c, p);
         case '5':
         case '6':
-            if (state_ != State::authed) return refuse(c);
+            if (!admitted()) return refuse(c);
             return bad(c, "binary events not accepted");
         default:
             return bad(c, "invalid packet");
@@ -139,12 +176,17 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     void on_event(Conn& c, std::string_view payload) {
         std::string name, frame;
         bool ok = socketio_decode_event(payload, name, frame);
-        if (state_ != State::authed) {
-            if (state_ != State::connected || !ok || name != "auth") return refuse(c);
-            return authenticate(c, frame);
+        if (!admitted()) {
+            if (state_ == State::connected && ok && name != "auth" && compat_)
+                state_ = State::compat; // Relay's own client: no proof, as with Relay's server
+            else if (state_ != State::connected || !ok || name != "auth")
+                return refuse(c);
+            else
+                return authenticate(c, frame);
         }
         if (!ok) return bad(c, "invalid frame");
         if (name == "auth") return bad(c, "already authenticated");
+        if (state_ == State::compat) return compat_event(c, name, frame);
         if (name == "join_blob" || name == "leave_blob") {
             // Relay's clients name the key hash; only their own box may be watched.
             std::string_view kh;
@@ -157,13 +199,40 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
                     if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
                 if (lower != key_hash_) return bad(c, "not allowed");
             }
-            return blob(c, name == "join_blob");
+            return blob(c, name == "join_blob", key_hash_);
         }
+        forward(c, name, frame, key_hash_);
+    }
+
+    // Relay's socket.js, unauthenticated: join_blob(keyHash) watches blob:<keyHash>, and
+    // join_room(roomId, keyHash, allowed) names the caller; both claims count only when the
+    // key hash is on the allowlist. Other events carry the hash claimed at join_room.
+    void compat_event(Conn& c, const std::string& name, const std::string& frame) {
+        if (name == "join_blob" || name == "leave_blob") {
+            std::string kh = claimed(frame, 0);
+            if (kh.empty()) return; // socket.js ignores these too
+            if (name == "leave_blob") return kh == blob_hash_ ? blob(c, false, kh) : void();
+            if (!allowed(c, kh)) return bad(c, "not allowed");
+            if (in_blob_ && kh != blob_hash_) blob(c, false, blob_hash_);
+            return blob(c, true, kh);
+        }
+        if (name == "join_room") {
+            std::string kh = claimed(frame, 1);
+            // An unlisted claim goes on with no identity: the service refuses it
+            // (room_join_error, as socket.js answers a bad join).
+            if (kh.empty() || !allowed(c, kh)) return forward(c, name, frame, {});
+            key_hash_ = std::move(kh);
+        }
+        forward(c, name, frame, key_hash_);
+    }
+
+    void forward(Conn& c, const std::string& name, const std::string& frame,
+                 const std::string& identity) {
         parley_t_command_call call{};
         call.struct_size = sizeof call;
         call.conn = c.id();
         call.args = sdk::bytes(frame);
-        call.identity = sdk::bytes(key_hash_);
+        call.identity = sdk::bytes(identity);
         auto st = host_.table()->command_call(host_.ctx(), sdk::bytes("call." + name), &call);
         if (st == PARLEY_ERR_NOT_FOUND) bad(c, "unknown type");
     }
@@ -216,7 +285,7 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     }
 
     void bad(Conn& c, std::string_view error) {
-        if (state_ != State::authed) return refuse(c);
+        if (!admitted()) return refuse(c);
         c.send_text(event("error", R"({"error":")" + json_escape(error) + "\"}"));
         if (++errors_ >= kMaxErrors) {
             state_ = State::failed;
@@ -224,16 +293,17 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
         }
     }
 
-    void blob(Conn& c, bool join) {
-        std::string room = "blob:" + key_hash_;
+    void blob(Conn& c, bool join, const std::string& hash) {
+        std::string room = "blob:" + hash;
         if (join && !in_blob_) {
             parley_t_join_result jr{};
             jr.struct_size = sizeof jr;
             auto st = host_.table()->room_join(host_.ctx(), c.id(), sdk::bytes(room),
                                                sdk::bytes(""), &jr);
-            if (st == PARLEY_OK || st == PARLEY_ERR_EXISTS)
+            if (st == PARLEY_OK || st == PARLEY_ERR_EXISTS) {
                 in_blob_ = true;
-            else
+                blob_hash_ = hash;
+            } else
                 bad(c, "join_blob refused");
         } else if (!join && in_blob_) {
             host_.table()->room_leave(host_.ctx(), c.id(), sdk::bytes(room), nullptr);
@@ -292,8 +362,8 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     sdk::Host host_;
     SocketIoOptions opts_;
     State state_ = State::opened;
-    std::string sid_, nonce_, key_hash_;
-    bool in_blob_ = false;
+    std::string sid_, nonce_, key_hash_, blob_hash_;
+    bool in_blob_ = false, compat_ = false;
     int errors_ = 0;
     std::unique_ptr<Ping> ping_;
     uint64_t ping_timer_ = 0;

@@ -196,6 +196,12 @@ class Relay final : public Plugin {
             host().set_error("command relay.allowed is already registered by another instance");
             return PARLEY_ERR_EXISTS;
         }
+        // The dialects ask here whether Relay's unauthenticated clients are accepted (compat).
+        if (t->command_register(host().ctx(), bytes("relay.compat"), &on_compat, this) !=
+            PARLEY_OK) {
+            host().set_error("command relay.compat is already registered by another instance");
+            return PARLEY_ERR_EXISTS;
+        }
         arm_poll();
         auto s = settings();
         host().logf(PARLEY_LOG_INFO, "relay started: %s mode, CORS %s, post_rate %lld/min",
@@ -277,6 +283,17 @@ class Relay final : public Plugin {
         try {
             std::string_view h = view(call->identity);
             return relay::is_key_hash(h) && self->allowed(h) ? PARLEY_OK : PARLEY_ERR_DENIED;
+        } catch (...) {
+            return PARLEY_ERR;
+        }
+    }
+
+    // relay.compat: PARLEY_OK when `mode: compat` (read per call, so a reload applies to new
+    // connections), PARLEY_ERR_DENIED in secure mode.
+    static parley_t_status on_compat(void* user, const parley_t_command_call*) noexcept {
+        try {
+            auto s = static_cast<Relay*>(user)->settings();
+            return s && !s->secure ? PARLEY_OK : PARLEY_ERR_DENIED;
         } catch (...) {
             return PARLEY_ERR;
         }
