@@ -7,7 +7,8 @@
 //   - close codes and reasons are valid for a Close frame.
 //
 // Input: byte 0 picks the dialect (% 5: link, bench, raw, relay, socketio; one this build does
-// not have yet makes the input a no-op, so the target picks new dialects up as they land). Then
+// not have yet makes the input a no-op, so the target picks new dialects up as they land; bit 0
+// of byte0 / 5 registers relay.compat/relay.allowed, the relay plugin in compat mode). Then
 // records
 //   [op: bits 0-2 op, bits 3-4 session][len: 1 byte][len bytes of payload]
 // op 0 upgrade (payload = request target, "/ws/room?client=abcd"), 1 text, 2 binary,
@@ -118,6 +119,24 @@ class Harness {
         inst_ = fake_.load_entry(&parley_plugin_entry_v0, "fuzz");
         CHECK(inst_.up() == PARLEY_OK);
         host_.emplace(fake_.table(), inst_.ctx());
+        if ((which / 5) & 1) {
+            // The relay plugin in compat mode: relay/socketio let clients skip the proof;
+            // key hashes starting with an even hex digit are "allowlisted".
+            auto* t = fake_.table();
+            t->command_register(
+                inst_.ctx(), sdk::bytes("relay.compat"),
+                [](void*, const parley_t_command_call*) noexcept { return PARLEY_OK; }, nullptr);
+            t->command_register(
+                inst_.ctx(), sdk::bytes("relay.allowed"),
+                [](void*, const parley_t_command_call* c) noexcept {
+                    auto id = sdk::view(c->identity);
+                    return !id.empty() && std::string_view("02468ace").find(id[0]) !=
+                                              std::string_view::npos
+                               ? PARLEY_OK
+                               : PARLEY_ERR_DENIED;
+                },
+                nullptr);
+        }
         static constexpr const char* kNames[] = {"link", "bench", "raw", "relay", "socketio"};
         dialect_ = dialect::make(kNames[which % std::size(kNames)], dialect::Env{*host_, "fuzz"});
     }
