@@ -86,6 +86,24 @@ test('blobs stored on store-pg survive a parleyd restart', async () => {
   }
 });
 
+// A SIGKILLed postmaster stays a zombie until init reaps it, and pg_ctl/postgres take a zombie
+// for a running server ("lock file already exists"). Wait until every killed process is gone or
+// a zombie; then a zombie postmaster's lock file is stale and goes.
+async function waitDead(pids) {
+  const state = (pid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch { return 'gone'; }
+  };
+  const deadline = Date.now() + 15000;
+  while (pids.some((p) => !['gone', 'Z', 'X'].includes(state(p))) && Date.now() < deadline) await sleep(25);
+  if (!['Z', 'X'].includes(state(pids[0]))) return;
+  const dir = process.env.PARLEY_TEST_PG_DIR;
+  fs.rmSync(path.join(dir, 'data', 'postmaster.pid'), { force: true });
+  for (const f of fs.readdirSync(dir)) if (/^\.s\.PGSQL\.\d+\.lock$/.test(f)) fs.rmSync(path.join(dir, f), { force: true });
+}
+
 // The postmaster's pid (first line of postmaster.pid) and every process whose parent it is.
 function pgPids() {
   const pm = Number(fs.readFileSync(path.join(process.env.PARLEY_TEST_PG_DIR, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -140,12 +158,14 @@ test('kill -9 of PostgreSQL during a POST burst: no acknowledged blob lost, 503 
     for (let i = 0; i < 200 && acked.size < 20; i++) await sleep(25);
     assert.ok(acked.size >= 20, 'the burst did not get going');
     const ackedBeforeKill = acked.size;
-    for (const pid of pgPids()) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+    const killed = pgPids();
+    for (const pid of killed) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
     // While it is down, POSTs get 503.
     const downSince = Date.now();
     while (!statuses.get(503) && Date.now() - downSince < 10000) await sleep(25);
     assert.ok(statuses.get(503) > 0, `no 503 while PostgreSQL was down: ${JSON.stringify([...statuses])}`);
     await sleep(500);
+    await waitDead(killed);
     execFileSync('bash', [process.env.PARLEY_TEST_PG_ENV, '--ctl', 'start'], { stdio: 'pipe' });
     restarted = true;
     // parleyd reconnects by itself: writes succeed again without a restart.
