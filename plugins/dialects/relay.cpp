@@ -112,6 +112,31 @@ std::string relay_b64(std::string_view raw) {
     return out;
 }
 
+std::string relay_lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out)
+        if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
+    return out;
+}
+
+bool relay_allowed(const sdk::Host& host, parley_t_conn_id conn, const std::string& key_hash) {
+    parley_t_command_call call{};
+    call.struct_size = sizeof call;
+    call.conn = conn;
+    call.identity = sdk::bytes(key_hash);
+    return host.table()->command_call(host.ctx(), sdk::bytes("relay.allowed"), &call) == PARLEY_OK;
+}
+
+std::string relay_positional_hash(std::string_view msg, size_t index) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    std::string_view kh;
+    if (parser.parse(simdjson::padded_string(msg)).get(root) != simdjson::SUCCESS ||
+        root["args"].at(index).get(kh) != simdjson::SUCCESS)
+        return {};
+    return relay_lower(kh);
+}
+
 std::string relay_key_hash(std::string_view raw_pk) {
     auto text = relay_b64(raw_pk);
     unsigned char digest[crypto_hash_sha256_BYTES];
@@ -165,23 +190,23 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
         if (state_ == State::compat) {
             // join_blob/leave_blob name the box; join_room names the caller ("keyHash", or
             // Relay's positional args[1]), which later events carry. Only allowlisted claims.
-            std::string kh = f.key_hash ? lower(*f.key_hash) : std::string();
+            std::string kh = f.key_hash ? relay_lower(*f.key_hash) : std::string();
             if (f.type == "join_blob" || f.type == "leave_blob") {
                 if (kh.empty()) return bad(c, "keyHash required");
                 if (f.type == "leave_blob") return kh == blob_hash_ ? leave_blob(c) : void();
-                if (!allowed(c, kh)) return bad(c, "not allowed");
+                if (!relay_allowed(sh_->host, c.id(), kh)) return bad(c, "not allowed");
                 if (in_blob_ && kh != blob_hash_) leave_blob(c);
                 return join_blob(c, kh);
             }
             if (f.type == "join_room") {
-                if (kh.empty()) kh = positional_hash(msg, 1);
-                if (!kh.empty() && allowed(c, kh)) key_hash_ = kh;
+                if (kh.empty()) kh = relay_positional_hash(msg, 1);
+                if (!kh.empty() && relay_allowed(sh_->host, c.id(), kh)) key_hash_ = kh;
                 // An unlisted claim goes on with no identity: the service refuses the join.
                 identity = kh == key_hash_ ? key_hash_ : std::string();
             }
         } else if (f.type == "join_blob" || f.type == "leave_blob") {
             // Relay's clients name the key hash; only their own box may be watched.
-            if (f.key_hash && lower(*f.key_hash) != key_hash_) return bad(c, "not allowed");
+            if (f.key_hash && relay_lower(*f.key_hash) != key_hash_) return bad(c, "not allowed");
             return f.type == "join_blob" ? join_blob(c, key_hash_) : leave_blob(c);
         }
         std::string name = "call." + std::string(f.type);
@@ -225,32 +250,6 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
 
     const parley_t_host* host() const { return sh_->host.table(); }
     parley_t_host_ctx_hptr ctx() const { return sh_->host.ctx(); }
-
-    static std::string lower(std::string_view s) {
-        std::string out(s);
-        for (auto& ch : out)
-            if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
-        return out;
-    }
-
-    bool allowed(Conn& c, const std::string& hash) {
-        parley_t_command_call call{};
-        call.struct_size = sizeof call;
-        call.conn = c.id();
-        call.identity = sdk::bytes(hash);
-        return host()->command_call(ctx(), sdk::bytes("relay.allowed"), &call) == PARLEY_OK;
-    }
-
-    // Relay's positional form {"type":T,"args":[...]}: args[index] as a key hash, or "".
-    static std::string positional_hash(std::string_view msg, size_t index) {
-        simdjson::dom::parser parser;
-        simdjson::dom::element root;
-        std::string_view kh;
-        if (parser.parse(simdjson::padded_string(msg)).get(root) != simdjson::SUCCESS ||
-            root["args"].at(index).get(kh) != simdjson::SUCCESS)
-            return {};
-        return lower(kh);
-    }
 
     // One-shot; its state is owned by the session and the timer cancelled with it, so nothing
     // is left behind when the connection (or the host) goes away before it fires.

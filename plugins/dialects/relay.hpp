@@ -19,6 +19,14 @@ std::string relay_auth_message(std::string_view nonce);
 std::string relay_b64(std::string_view raw);
 std::string relay_key_hash(std::string_view raw_ed25519_pk);
 
+// Key hashes are compared in lowercase (Relay's clients send lowercase hex; case is not
+// significant).
+std::string relay_lower(std::string_view s);
+// Whether the relay service allows `key_hash` (its `relay.allowed` command).
+bool relay_allowed(const sdk::Host& host, parley_t_conn_id conn, const std::string& key_hash);
+// Relay's positional event form {"args":[...]}: args[index] as a lowercase key hash, or "".
+std::string relay_positional_hash(std::string_view msg, size_t index);
+
 std::unique_ptr<Dialect> make_relay(const Env& env);
 
 } // namespace parley::dialect

@@ -109,33 +109,6 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     enum class State { opened, connected, authed, compat, failed };
     bool admitted() const { return state_ == State::authed || state_ == State::compat; }
 
-    static std::string lower(std::string_view s) {
-        std::string out(s);
-        for (auto& ch : out)
-            if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
-        return out;
-    }
-
-    bool allowed(Conn& c, const std::string& hash) {
-        parley_t_command_call call{};
-        call.struct_size = sizeof call;
-        call.conn = c.id();
-        call.identity = sdk::bytes(hash);
-        return host_.table()->command_call(host_.ctx(), sdk::bytes("relay.allowed"), &call) ==
-               PARLEY_OK;
-    }
-
-    // The key hash a compat client claims as argument `index` of its event ("" if none).
-    static std::string claimed(const std::string& frame, size_t index) {
-        std::string_view kh;
-        simdjson::dom::parser parser;
-        simdjson::dom::element root;
-        if (parser.parse(frame).get(root) != simdjson::SUCCESS ||
-            root["args"].at(index).get(kh) != simdjson::SUCCESS)
-            return {};
-        return lower(kh);
-    }
-
     void on_packet(Conn& c, std::string_view p) {
         if (p.empty()) return bad(c, "invalid packet");
         char type = p[0];
@@ -189,16 +162,8 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
         if (state_ == State::compat) return compat_event(c, name, frame);
         if (name == "join_blob" || name == "leave_blob") {
             // Relay's clients name the key hash; only their own box may be watched.
-            std::string_view kh;
-            simdjson::dom::parser parser;
-            simdjson::dom::element root;
-            if (parser.parse(frame).get(root) == simdjson::SUCCESS &&
-                root["args"].at(0).get(kh) == simdjson::SUCCESS && !kh.empty()) {
-                std::string lower(kh);
-                for (auto& ch : lower)
-                    if (ch >= 'A' && ch <= 'Z') ch = char(ch - 'A' + 'a');
-                if (lower != key_hash_) return bad(c, "not allowed");
-            }
+            auto kh = relay_positional_hash(frame, 0);
+            if (!kh.empty() && kh != key_hash_) return bad(c, "not allowed");
             return blob(c, name == "join_blob", key_hash_);
         }
         forward(c, name, frame, key_hash_);
@@ -209,18 +174,18 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
     // key hash is on the allowlist. Other events carry the hash claimed at join_room.
     void compat_event(Conn& c, const std::string& name, const std::string& frame) {
         if (name == "join_blob" || name == "leave_blob") {
-            std::string kh = claimed(frame, 0);
+            std::string kh = relay_positional_hash(frame, 0);
             if (kh.empty()) return; // socket.js ignores these too
             if (name == "leave_blob") return kh == blob_hash_ ? blob(c, false, kh) : void();
-            if (!allowed(c, kh)) return bad(c, "not allowed");
+            if (!relay_allowed(host_, c.id(), kh)) return bad(c, "not allowed");
             if (in_blob_ && kh != blob_hash_) blob(c, false, blob_hash_);
             return blob(c, true, kh);
         }
         if (name == "join_room") {
-            std::string kh = claimed(frame, 1);
+            std::string kh = relay_positional_hash(frame, 1);
             // An unlisted claim goes on with no identity: the service refuses it
             // (room_join_error, as socket.js answers a bad join).
-            if (kh.empty() || !allowed(c, kh)) return forward(c, name, frame, {});
+            if (kh.empty() || !relay_allowed(host_, c.id(), kh)) return forward(c, name, frame, {});
             key_hash_ = std::move(kh);
         }
         forward(c, name, frame, key_hash_);
