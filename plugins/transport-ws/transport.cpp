@@ -86,8 +86,8 @@ constexpr parley_t_config_key kBenchKeys[] = {
              "(assets/js/room.js), else parley.",
              PARLEY_CFG_RESTART),
     key_list("nats_peers", PARLEY_CFG_STRING,
-             "NATS addresses of the park (BenchTalks' NATS_PEERS). Federation is not implemented "
-             "yet: set, it is logged and the bench runs standalone.",
+             "NATS addresses of the park (BenchTalks' NATS_PEERS). Only logged: federation is "
+             "configured on a transport-nats instance (its servers key).",
              PARLEY_CFG_RESTART | PARLEY_CFG_SECRET),
 };
 
