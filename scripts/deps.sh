@@ -5,7 +5,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libpoco-dev libsodium-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libsimdjson-dev libpq-dev libnats-dev libgtest-dev libgmock-dev libssl-dev)
-test_pkgs=(clang-14 libclang-rt-14-dev postgresql postgresql-common nats-server coturn
+test_pkgs=(clang-14 clang-format-14 libclang-rt-14-dev postgresql postgresql-common nats-server coturn
   chromium chromium-driver nodejs npm curl procps iproute2 systemd
   golang-go golang-github-gorilla-websocket-dev openssl)
 

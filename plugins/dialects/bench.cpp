@@ -768,8 +768,8 @@ class BenchSession final : public Session {
         if (hash.empty()) return;
         // Async: in cluster mode the nodes decide once (JetStream KV) and the winner lands in
         // the local meta; without a bridge it is the local set-once, done at once.
-        t()->room_meta_set_async(ctx(), sdk::bytes(room_), PARLEY_META_ADMIN_HASH,
-                                 sdk::bytes(hash), PARLEY_META_SET_ONCE, nullptr, nullptr);
+        t()->room_meta_set_async(ctx(), sdk::bytes(room_), PARLEY_META_ADMIN_HASH, sdk::bytes(hash),
+                                 PARLEY_META_SET_ONCE, nullptr, nullptr);
     }
 
     // Whether `hash` (lowercase hex, as presented at join) is the admin hash of `room`, live or

@@ -4,8 +4,8 @@
 
 #include <arpa/inet.h>
 #include <cstring>
-#include <malloc.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -279,6 +279,10 @@ void Reactor::accept_on(int lfd, bool admin) {
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        // Autotuning would let a stalled reader pin up to tcp_wmem's maximum of kernel memory,
+        // unseen by send_queue; a fixed buffer bounds it (admin sockets answer small pages).
+        if (int sndbuf = settings_->socket_send_buffer; sndbuf > 0 && !admin)
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         uint32_t slot;
         if (!free_.empty()) {
             slot = free_.back();

@@ -119,6 +119,10 @@ constexpr parley_t_config_key kConfig[] = {
     key_range("send_queue", PARLEY_CFG_SIZE, "1M", 1024, int64_t(1) << 32,
               "Bytes queued per connection before it is closed as a slow consumer (1013); at "
               "least twice max_message."),
+    key_range("socket_send_buffer", PARLEY_CFG_SIZE, "256K", 0, 64 << 20,
+              "Kernel send buffer per connection (SO_SNDBUF; the kernel doubles it and caps it at "
+              "net.core.wmem_max); bounds the kernel memory a stalled reader pins on top of "
+              "send_queue. 0 leaves the system's autotuning (up to net.ipv4.tcp_wmem's maximum)."),
     key_range("send_budget", PARLEY_CFG_SIZE, "1G", 1 << 20, int64_t(1) << 40,
               "Bytes queued across all connections of this listener."),
     key_range("rate", PARLEY_CFG_INT, "20", 1, 1000000, "Messages per second per connection."),
@@ -243,6 +247,7 @@ Settings Transport::read_settings() const {
     s.require_origin = h.config_bool("require_origin");
     s.max_message = size_t(h.config_int("max_message"));
     s.send_queue = size_t(h.config_int("send_queue"));
+    s.socket_send_buffer = int(h.config_int("socket_send_buffer"));
     s.send_budget = h.config_int("send_budget");
     s.rate = double(h.config_int("rate"));
     s.burst = double(h.config_int("burst"));

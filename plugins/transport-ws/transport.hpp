@@ -37,6 +37,7 @@ struct Settings {
     bool require_origin = false;
     size_t max_message = 64 * 1024;
     size_t send_queue = 1 << 20;
+    int socket_send_buffer = 256 * 1024; // 0: kernel autotuning
     int64_t send_budget = int64_t(1) << 30;
     double rate = 20;
     double burst = 40;

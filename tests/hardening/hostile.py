@@ -10,6 +10,10 @@
  2. a client sending its request head 1 byte per second is cut by handshake_timeout (2 s).
  3. a flood of connections from one address is held to connections_per_ip (20): the rest get
     429, the limit is counted, and a new connection works again once the flood is gone.
+ 4. kernel memory of a stalled reader: with socket_send_buffer (64K here) the server socket's
+    send queue (tx_queue in /proc/net/tcp) stays within the doubled buffer while megabytes wait
+    in parleyd's own, counted queue; a listener with socket_send_buffer: 0 (kernel autotuning)
+    is the control that shows the kernel would otherwise take far more.
 """
 import os
 import select
@@ -26,7 +30,8 @@ SLOW = sanitizer_slowdown()
 SEND_QUEUE = 64 * 1024
 
 raise_nofile()
-fan_port, fan_metrics, guard_port, guard_metrics = (free_port() for _ in range(4))
+fan_port, fan_metrics, guard_port, guard_metrics, kbuf_port, kauto_port = (
+    free_port() for _ in range(6))
 profile = f"""
 profile: hostile
 state_dir: "@STATE@"
@@ -46,6 +51,14 @@ plugins:
     plugin: transport-ws
     config: {{port: {guard_port}, protocol: raw, threads: 1, metrics_port: {guard_metrics},
              connections_per_ip: 20, handshake_timeout: 2s}}
+  - name: kbuf
+    plugin: transport-ws
+    config: {{port: {kbuf_port}, protocol: raw, threads: 1, max_message: 1M, send_queue: 16M,
+             socket_send_buffer: 64K}}
+  - name: kauto
+    plugin: transport-ws
+    config: {{port: {kauto_port}, protocol: raw, threads: 1, max_message: 1M, send_queue: 16M,
+             socket_send_buffer: 0}}
 """
 d = Parleyd(profile, fan_port)
 base = d.proc_stats()
@@ -239,6 +252,51 @@ while True:
         if time.time() > deadline:
             fail(f"no connection accepted after the flood ended: {e}")
         time.sleep(0.2)
+
+
+# ---- 4. kernel send buffer of a stalled reader ---------------------------------------------
+def server_tx_queue(server_port, client_port):
+    """Bytes in the send queue of parleyd's end of one loopback connection (/proc/net/tcp)."""
+    want = (f"{server_port:04X}", f"{client_port:04X}")
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if (cols[1].split(":")[1], cols[2].split(":")[1]) == want:
+                return int(cols[4].split(":")[0], 16)
+    fail(f"no connection {server_port} -> {client_port} in /proc/net/tcp")
+
+
+def stalled_send_queue(port):
+    """Kernel send queue parleyd's socket reaches for a reader that never reads, while 6 MiB
+    go to its room (loopback MSS, so nothing but the buffer size limits the kernel)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10 * SLOW)
+    s.connect((HOST, port))
+    s.sendall(upgrade_request(port, "/ws/kbuf"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    check(head.startswith(b"HTTP/1.1 101"), f"stalled reader refused: {head[:40]!r}")
+    w = WS(port, "/ws/kbuf", timeout=30 * SLOW)
+    for _ in range(12):
+        w.send_text("k" * (512 * 1024 - 64))
+    peak, deadline = 0, time.time() + 3 * SLOW
+    while time.time() < deadline:  # the queue fills as fast as loopback moves it; keep the max
+        peak = max(peak, server_tx_queue(port, s.getsockname()[1]))
+        time.sleep(0.05)
+    w.close()
+    s.close()
+    return peak
+
+
+bounded = stalled_send_queue(kbuf_port)
+autotuned = stalled_send_queue(kauto_port)
+log(f"stalled reader: kernel send queue {bounded // 1024} KiB with socket_send_buffer 64K, "
+    f"{autotuned // 1024} KiB with autotuning")
+check(bounded <= 2 * 64 * 1024 + 16 * 1024,
+      f"socket_send_buffer 64K: parleyd's socket holds {bounded} bytes in the kernel")
+check(autotuned > 2 * bounded, f"control: autotuned send queue only {autotuned} bytes")
 
 check(d.stop() == 0, "parleyd did not exit 0 on SIGTERM")
 log("PASS")

@@ -27,11 +27,11 @@ struct room;
 struct conn {
     int fd;
     int open;
-    struct room *room;
+    struct room* room;
     size_t slot; /* index in room->m */
-    char *in;
+    char* in;
     size_t in_len;
-    char *out;
+    char* out;
     size_t out_len, out_cap;
     int want_out;
     int dirty; /* on the dirty list: flushed at the end of this loop iteration */
@@ -39,21 +39,21 @@ struct conn {
 };
 struct room {
     char name[72];
-    struct conn **m;
+    struct conn** m;
     size_t n, cap;
-    struct room *next;
+    struct room* next;
 };
 
-static struct room *buckets[NBUCKETS];
+static struct room* buckets[NBUCKETS];
 static int ep;
-static struct conn **dirty;
+static struct conn** dirty;
 static size_t ndirty, dirty_cap;
-static struct conn **graveyard;
+static struct conn** graveyard;
 static size_t ndead, dead_cap;
 
 /* ---- SHA-1 and base64, for Sec-WebSocket-Accept ---- */
 #define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-static void sha1(const uint8_t *msg, size_t len, uint8_t out[20]) {
+static void sha1(const uint8_t* msg, size_t len, uint8_t out[20]) {
     uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     uint8_t buf[128];
     size_t total = ((len + 8) / 64 + 1) * 64;
@@ -62,31 +62,41 @@ static void sha1(const uint8_t *msg, size_t len, uint8_t out[20]) {
         for (int i = 0; i < 64; i++) {
             size_t p = off + i;
             uint8_t b;
-            if (p < len) b = msg[p];
-            else if (p == len) b = 0x80;
-            else if (p >= total - 8) b = (uint8_t)(((uint64_t)len * 8) >> (8 * (total - 1 - p)));
-            else b = 0;
+            if (p < len)
+                b = msg[p];
+            else if (p == len)
+                b = 0x80;
+            else if (p >= total - 8)
+                b = (uint8_t)(((uint64_t)len * 8) >> (8 * (total - 1 - p)));
+            else
+                b = 0;
             buf[i] = b;
         }
         for (int i = 0; i < 16; i++)
             w[i] = (uint32_t)buf[4 * i] << 24 | (uint32_t)buf[4 * i + 1] << 16 |
                    (uint32_t)buf[4 * i + 2] << 8 | buf[4 * i + 3];
-        for (int i = 16; i < 80; i++) w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+        for (int i = 16; i < 80; i++)
+            w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
         uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
         for (int i = 0; i < 80; i++) {
             uint32_t f, k;
-            if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
-            else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
-            else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
-            else f = b ^ c ^ d, k = 0xCA62C1D6;
+            if (i < 20)
+                f = (b & c) | (~b & d), k = 0x5A827999;
+            else if (i < 40)
+                f = b ^ c ^ d, k = 0x6ED9EBA1;
+            else if (i < 60)
+                f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+            else
+                f = b ^ c ^ d, k = 0xCA62C1D6;
             uint32_t t = ROL(a, 5) + f + e + k + w[i];
             e = d, d = c, c = ROL(b, 30), b = a, a = t;
         }
         h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
     }
-    for (int i = 0; i < 20; i++) out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+    for (int i = 0; i < 20; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
 }
-static void base64(const uint8_t *in, size_t n, char *out) {
+static void base64(const uint8_t* in, size_t n, char* out) {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
@@ -101,15 +111,17 @@ static void base64(const uint8_t *in, size_t n, char *out) {
 }
 
 /* ---- rooms ---- */
-static unsigned hash(const char *s) {
+static unsigned hash(const char* s) {
     unsigned h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h % NBUCKETS;
 }
-static void join(struct conn *c, const char *name) {
+static void join(struct conn* c, const char* name) {
     unsigned b = hash(name);
-    struct room *r = buckets[b];
-    while (r && strcmp(r->name, name)) r = r->next;
+    struct room* r = buckets[b];
+    while (r && strcmp(r->name, name))
+        r = r->next;
     if (!r) {
         r = calloc(1, sizeof *r);
         snprintf(r->name, sizeof r->name, "%s", name);
@@ -124,8 +136,8 @@ static void join(struct conn *c, const char *name) {
     c->slot = r->n;
     r->m[r->n++] = c;
 }
-static void leave(struct conn *c) {
-    struct room *r = c->room;
+static void leave(struct conn* c) {
+    struct room* r = c->room;
     if (!r) return;
     r->m[c->slot] = r->m[--r->n];
     r->m[c->slot]->slot = c->slot;
@@ -133,26 +145,27 @@ static void leave(struct conn *c) {
 }
 
 /* ---- output ---- */
-static void set_out(struct conn *c, int on) {
+static void set_out(struct conn* c, int on) {
     if (c->want_out == on) return;
     c->want_out = on;
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
-static void push_ptr(struct conn ***v, size_t *n, size_t *cap, struct conn *c) {
+static void push_ptr(struct conn*** v, size_t* n, size_t* cap, struct conn* c) {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 1024;
         *v = realloc(*v, *cap * sizeof **v);
     }
     (*v)[(*n)++] = c;
 }
-static void drop(struct conn *c);
+static void drop(struct conn* c);
 /* Appends to the connection's output; the socket is written once per loop iteration. */
-static void send_all(struct conn *c, const char *p, size_t n) {
+static void send_all(struct conn* c, const char* p, size_t n) {
     if (c->dead) return;
     if (c->out_len + n > MAX_OUT) return drop(c);
     if (c->out_len + n > c->out_cap) {
-        while (c->out_len + n > c->out_cap) c->out_cap = c->out_cap ? c->out_cap * 2 : 4096;
+        while (c->out_len + n > c->out_cap)
+            c->out_cap = c->out_cap ? c->out_cap * 2 : 4096;
         c->out = realloc(c->out, c->out_cap);
     }
     memcpy(c->out + c->out_len, p, n);
@@ -162,7 +175,7 @@ static void send_all(struct conn *c, const char *p, size_t n) {
         push_ptr(&dirty, &ndirty, &dirty_cap, c);
     }
 }
-static void flush(struct conn *c) {
+static void flush(struct conn* c) {
     if (c->dead) return;
     ssize_t w = c->out_len ? send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
     if (w < 0 && errno != EAGAIN) return drop(c);
@@ -175,7 +188,7 @@ static void flush(struct conn *c) {
 
 /* Leaves the room at once (no more deliveries); the memory goes after the flush pass, since
  * the dirty list may still point at it. */
-static void drop(struct conn *c) {
+static void drop(struct conn* c) {
     if (c->dead) return;
     c->dead = 1;
     leave(c);
@@ -192,26 +205,28 @@ static void bury(void) {
 }
 
 /* ---- protocol ---- */
-static int handshake(struct conn *c) {
+static int handshake(struct conn* c) {
     c->in[c->in_len] = 0;
-    char *end = strstr(c->in, "\r\n\r\n");
+    char* end = strstr(c->in, "\r\n\r\n");
     if (!end) return c->in_len < MAX_IN - 1 ? 0 : -1;
     if (strncmp(c->in, "GET /ws/", 8)) return -1;
     char room[72];
     size_t i = 0;
-    for (const char *p = c->in + 8; *p != ' ' && *p != '?' && *p && i < sizeof room - 1; p++)
+    for (const char* p = c->in + 8; *p != ' ' && *p != '?' && *p && i < sizeof room - 1; p++)
         room[i++] = *p;
     room[i] = 0;
-    char *k = strcasestr(c->in, "\r\nSec-WebSocket-Key:");
+    char* k = strcasestr(c->in, "\r\nSec-WebSocket-Key:");
     if (!k || !i) return -1;
     k += 20;
-    while (*k == ' ') k++;
+    while (*k == ' ')
+        k++;
     char key[128];
     size_t kl = 0;
-    while (k[kl] && k[kl] != '\r' && kl < 60) key[kl] = k[kl], kl++;
+    while (k[kl] && k[kl] != '\r' && kl < 60)
+        key[kl] = k[kl], kl++;
     memcpy(key + kl, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", 36);
     uint8_t dg[20];
-    sha1((uint8_t *)key, kl + 36, dg);
+    sha1((uint8_t*)key, kl + 36, dg);
     char acc[32], resp[256];
     base64(dg, 20, acc);
     int n = snprintf(resp, sizeof resp,
@@ -228,11 +243,11 @@ static int handshake(struct conn *c) {
 }
 
 /* Parses complete frames in c->in; -1 to close the connection. */
-static int frames(struct conn *c) {
+static int frames(struct conn* c) {
     size_t pos = 0;
     char hdr[10];
     while (c->in_len - pos >= 2) {
-        uint8_t *p = (uint8_t *)c->in + pos;
+        uint8_t* p = (uint8_t*)c->in + pos;
         size_t avail = c->in_len - pos, h = 2;
         uint64_t len = p[1] & 0x7F;
         if (!(p[1] & 0x80)) return -1;
@@ -242,23 +257,27 @@ static int frames(struct conn *c) {
         } else if (len == 127) {
             if (avail < 10) break;
             len = 0;
-            for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | p[2 + i];
             h = 10;
         }
         if (len > MAX_IN - 14) return -1;
         if (avail < h + 4 + len) break;
         uint8_t *mask = p + h, *pl = p + h + 4;
-        for (uint64_t i = 0; i < len; i++) pl[i] ^= mask[i & 3];
+        for (uint64_t i = 0; i < len; i++)
+            pl[i] ^= mask[i & 3];
         int op = p[0] & 0x0F;
         if (op == 1 || op == 2) {
             size_t hl = 2;
             hdr[0] = (char)(0x80 | op);
-            if (len < 126) hdr[1] = (char)len;
-            else hdr[1] = 126, hdr[2] = (char)(len >> 8), hdr[3] = (char)len, hl = 4;
+            if (len < 126)
+                hdr[1] = (char)len;
+            else
+                hdr[1] = 126, hdr[2] = (char)(len >> 8), hdr[3] = (char)len, hl = 4;
             /* header and payload are contiguous in the input buffer: write both at once */
-            char *f = (char *)pl - hl;
+            char* f = (char*)pl - hl;
             memcpy(f, hdr, hl);
-            struct room *r = c->room;
+            struct room* r = c->room;
             for (size_t i = 0; r && i < r->n; i++)
                 if (r->m[i] != c) send_all(r->m[i], f, hl + len);
         } else if (op == 8) {
@@ -266,7 +285,7 @@ static int frames(struct conn *c) {
             send_all(c, cl, 4);
             return -1;
         } else if (op == 9) {
-            char *f = (char *)pl - 2;
+            char* f = (char*)pl - 2;
             f[0] = (char)0x8A, f[1] = (char)len;
             send_all(c, f, 2 + len);
         }
@@ -277,7 +296,7 @@ static int frames(struct conn *c) {
     return 0;
 }
 
-static void readable(struct conn *c) {
+static void readable(struct conn* c) {
     if (c->dead) return;
     ssize_t r = recv(c->fd, c->in + c->in_len, MAX_IN - 1 - c->in_len, 0);
     if (r == 0 || (r < 0 && errno != EAGAIN)) return drop(c);
@@ -294,14 +313,14 @@ static void readable(struct conn *c) {
     }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     int port = argc > 1 ? atoi(argv[1]) : 8080;
     signal(SIGPIPE, SIG_IGN);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
+    if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
         perror("bench-c-floor: listen");
         return 1;
     }
@@ -313,7 +332,7 @@ int main(int argc, char **argv) {
     for (;;) {
         int n = epoll_wait(ep, evs, 512, -1);
         for (int i = 0; i < n; i++) {
-            struct conn *c = evs[i].data.ptr;
+            struct conn* c = evs[i].data.ptr;
             if (!c) {
                 for (int k = 0; k < 256; k++) {
                     int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
