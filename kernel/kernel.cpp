@@ -89,6 +89,13 @@ std::unique_ptr<Instance> Kernel::make_instance(const InstanceSpec& spec) {
     return inst;
 }
 
+namespace {
+// Start order by kind: stores, then guards and services, transports last.
+int start_rank(int kind) {
+    return kind == PARLEY_KIND_STORE ? 0 : kind == PARLEY_KIND_TRANSPORT ? 2 : 1;
+}
+} // namespace
+
 bool Kernel::create_and_start(Instance& inst) {
     inst.last_error.clear();
     inst.inst = inst.vt.create(host_table(), &inst);
@@ -161,13 +168,15 @@ bool Kernel::start(const std::string& profile_path, const ProfileOverrides& ov) 
             return false;
         }
     }
-    // Stores first so transports can use them from their first client; then the rest in
-    // profile order.
+    // Stores first, then guards and services, transports last (each group in profile order):
+    // a transport accepts clients, and reports ready, inside its start, so everything a client
+    // can reach must run by then. Stopping goes in reverse: transports drain first.
     std::vector<const InstanceSpec*> order;
     for (auto& s : profile_.instances)
-        if (s.loaded.desc.kind == PARLEY_KIND_STORE) order.push_back(&s);
-    for (auto& s : profile_.instances)
-        if (s.loaded.desc.kind != PARLEY_KIND_STORE) order.push_back(&s);
+        order.push_back(&s);
+    std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
+        return start_rank(a->loaded.desc.kind) < start_rank(b->loaded.desc.kind);
+    });
     for (auto* spec : order) {
         auto inst = make_instance(*spec);
         if (!create_and_start(*inst)) {
@@ -257,7 +266,14 @@ bool Kernel::reload(std::string& report) {
         kept.push_back(std::move(inst));
     }
     instances_ = std::move(kept);
-    for (auto& spec : next.instances) {
+    std::vector<const InstanceSpec*> added;
+    for (auto& spec : next.instances)
+        added.push_back(&spec);
+    std::stable_sort(added.begin(), added.end(), [](auto* a, auto* b) {
+        return start_rank(a->loaded.desc.kind) < start_rank(b->loaded.desc.kind);
+    });
+    for (auto* added_spec : added) {
+        auto& spec = *added_spec;
         bool exists = std::any_of(instances_.begin(), instances_.end(),
                                   [&](auto& i) { return i->name == spec.name; });
         if (exists) continue;
@@ -355,9 +371,8 @@ void Kernel::drain_and_stop() {
     }
     close_main_queue();
     // Transports first (no new work), stores last (flush).
-    std::stable_sort(instances_.begin(), instances_.end(), [](auto& a, auto& b) {
-        return (a->kind == PARLEY_KIND_STORE) < (b->kind == PARLEY_KIND_STORE);
-    });
+    std::stable_sort(instances_.begin(), instances_.end(),
+                     [](auto& a, auto& b) { return start_rank(a->kind) > start_rank(b->kind); });
     for (auto& inst : instances_)
         stop_instance(*inst);
     while (!instances_.empty()) {

@@ -1014,6 +1014,12 @@ TEST_F(KernelTest, ReloadAppliesGoodProfilesAndKeepsRunningOnBadOnes) {
                              "limits.max_items=10 limits.window=120000 routes=[/x:1,/y:5] "
                              "bind=local");
     EXPECT_CONTAINS(d.err(), R"("logger":"svc")");
+    // The profile lists the transport first; it still starts last, so it never answers a client
+    // (or /readyz) before the service it would route to runs.
+    auto svc_started = d.err().find("started 'svc'"), web_started = d.err().find("started 'web'");
+    ASSERT_NE(svc_started, std::string::npos) << d.err();
+    ASSERT_NE(web_started, std::string::npos) << d.err();
+    EXPECT_LT(svc_started, web_started) << d.err();
     int port = port_of("web");
     ASSERT_GT(port, 0);
     auto greet = [&] {
@@ -1354,13 +1360,16 @@ TEST_F(KernelTest, StartFailureExitsOneNamingInstanceAndReason) {
     auto p = write_profile("fail.yaml", "profile: kt-fail\nstate_dir: {STATE}\n"
                                         "plugin_path: [{TESTPLUGINS}]\nplugins:" +
                                             web("web") +
-                                            "  - name: doomed\n    plugin: test-fail-start\n");
+                                            "  - name: doomed\n    plugin: test-fail-start\n"
+                                            "  - name: history\n    plugin: store-memory\n");
     Process& d = start_daemon(p);
     auto code = d.wait(10s);
     ASSERT_TRUE(code) << "parleyd kept running after a failed start";
     EXPECT_EQ(*code, 1);
     std::string log = d.err();
-    EXPECT_CONTAINS(log, "started 'web'");
+    // Stores start first and are stopped again; the transport, started last, never opened.
+    EXPECT_CONTAINS(log, "started 'history'");
+    EXPECT_LACKS(log, "started 'web'");
     EXPECT_CONTAINS(log, "plugin instance 'doomed' (test-fail-start): start failed: boom: port "
                          "taken");
     EXPECT_CONTAINS(log, "parleyd: could not start profile " + p.string());
