@@ -23,6 +23,7 @@
 // Frames are accepted only from origins paired for that room, once (per-origin sequence window
 // of 64 plus a timestamp skew bound, which also covers a restart of the receiver).
 #include "federation.hpp"
+#include "federation_envelope.hpp"
 
 #include <sodium.h>
 
@@ -39,10 +40,11 @@ namespace parley::federation {
 
 namespace {
 
-constexpr std::string_view kMagic = "PF1";
-constexpr size_t kHeader = 3 + 1 + 32 + 8 + 8;
-constexpr size_t kSig = crypto_sign_BYTES;
-constexpr size_t kMaxOrigins = 10000;
+using envelope::Envelope;
+using envelope::hmac;
+using envelope::same;
+using envelope::token_id;
+using envelope::Verdict;
 constexpr size_t kMaxPending = 1000;
 
 std::string hex(const unsigned char* p, size_t n) {
@@ -52,103 +54,11 @@ std::string hex(const unsigned char* p, size_t n) {
     return out;
 }
 
-void put64(std::string& s, uint64_t v) {
-    for (int i = 7; i >= 0; --i)
-        s.push_back(char((v >> (8 * i)) & 0xff));
-}
-
-uint64_t get64(const char* p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i)
-        v = (v << 8) | uint8_t(p[i]);
-    return v;
-}
-
 int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
-
-std::string token_id(std::string_view digest) {
-    static constexpr std::string_view key = "parley-fed-pair-id";
-    unsigned char out[16];
-    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(digest.data()),
-                       digest.size(), reinterpret_cast<const unsigned char*>(key.data()),
-                       key.size());
-    return std::string(reinterpret_cast<char*>(out), sizeof out);
-}
-
-std::string hmac(std::string_view key, std::initializer_list<std::string_view> parts) {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()),
-                                key.size());
-    for (auto p : parts)
-        crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(p.data()),
-                                      p.size());
-    unsigned char out[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_final(&st, out);
-    return std::string(reinterpret_cast<char*>(out), sizeof out);
-}
-
-bool same(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-struct Envelope {
-    char kind = 0;
-    std::string_view origin; // 32 bytes
-    uint64_t seq = 0;
-    int64_t ts = 0;
-    std::string_view body;
-    std::string_view sig;
-    std::string_view signed_part;
-};
-
-bool parse_envelope(std::string_view d, Envelope& e) {
-    if (d.size() < kHeader + kSig || d.substr(0, 3) != kMagic) return false;
-    e.kind = d[3];
-    e.origin = d.substr(4, 32);
-    e.seq = get64(d.data() + 36);
-    e.ts = int64_t(get64(d.data() + 44));
-    e.body = d.substr(kHeader, d.size() - kHeader - kSig);
-    e.sig = d.substr(d.size() - kSig);
-    e.signed_part = d.substr(0, d.size() - kSig);
-    return true;
-}
-
-void prehash(unsigned char out[64], std::string_view subject, std::string_view signed_part) {
-    static constexpr std::string_view domain{"parley-fed-v1\0", 14};
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, nullptr, 0, 64);
-    auto upd = [&](std::string_view s) {
-        crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(s.data()), s.size());
-    };
-    upd(domain);
-    upd(subject);
-    upd(std::string_view("\0", 1));
-    upd(signed_part);
-    crypto_generichash_final(&st, out, 64);
-}
-
-// Replay window per origin: the highest sequence seen and a bitmap of the 64 before it.
-struct Window {
-    uint64_t max = 0;
-    uint64_t bits = 0;
-    bool accept(uint64_t seq) {
-        if (seq > max) {
-            uint64_t shift = seq - max;
-            bits = shift >= 64 ? 0 : bits << shift;
-            bits |= 1;
-            max = seq;
-            return true;
-        }
-        uint64_t diff = max - seq;
-        if (diff >= 64 || (bits & (uint64_t(1) << diff))) return false;
-        bits |= uint64_t(1) << diff;
-        return true;
-    }
-};
 
 class Authenticated final : public Mode {
   public:
@@ -199,6 +109,7 @@ class Authenticated final : public Mode {
         crypto_sign_seed_keypair(pk_.data(), sk_.data(), seed);
         sodium_memzero(seed, sizeof seed);
         pk_str_.assign(reinterpret_cast<char*>(pk_.data()), pk_.size());
+        rx_ = std::make_unique<envelope::Receiver>(pk_str_, cfg_.max_skew.count());
         host_.logf(PARLEY_LOG_INFO, "federation: authenticated mode, identity %s",
                    hex(pk_.data(), 8).c_str());
         return true;
@@ -293,31 +204,14 @@ class Authenticated final : public Mode {
     };
 
     std::string room_hash(std::string_view room) const {
-        unsigned char out[16];
-        std::string in = "parley-fed-room\n" + std::string(room);
-        crypto_generichash(
-            out, sizeof out, reinterpret_cast<const unsigned char*>(in.data()), in.size(),
-            cfg_.room_salt.empty() ? nullptr
-                                   : reinterpret_cast<const unsigned char*>(cfg_.room_salt.data()),
-            cfg_.room_salt.size());
-        return hex(out, sizeof out);
+        return envelope::room_hash(room, cfg_.room_salt);
     }
 
     // Header now; the signature on the publisher thread (a 10 MB image takes milliseconds).
     void send(char kind, std::string subject, std::string body) {
-        std::string env;
-        env.reserve(kHeader + body.size() + kSig);
-        env.append(kMagic);
-        env.push_back(kind);
-        env.append(pk_str_);
-        put64(env, next_seq());
-        put64(env, uint64_t(unix_ms()));
-        env.append(body);
+        auto env = envelope::unsigned_envelope(kind, pk_str_, next_seq(), unix_ms(), body);
         nc_.publish(nats::Out{std::move(subject), std::move(env), [this](nats::Out& o) {
-                                  unsigned char h[64], sig[kSig];
-                                  prehash(h, o.subject, o.data);
-                                  crypto_sign_detached(sig, nullptr, h, sizeof h, sk_.data());
-                                  o.data.append(reinterpret_cast<char*>(sig), sizeof sig);
+                                  envelope::sign(o.data, o.subject, sk_.data());
                               }});
     }
 
@@ -335,56 +229,43 @@ class Authenticated final : public Mode {
         return next;
     }
 
-    bool verify(std::string_view subject, const Envelope& e) const {
-        unsigned char h[64];
-        prehash(h, subject, e.signed_part);
-        return crypto_sign_verify_detached(
-                   reinterpret_cast<const unsigned char*>(e.sig.data()), h, sizeof h,
-                   reinterpret_cast<const unsigned char*>(e.origin.data())) == 0;
-    }
-
-    // Frames reach this only from paired origins, whose windows are never evicted (an attacker
-    // flooding pairing subjects with fresh keys cannot make a paired bench's frames replayable);
-    // pairing messages from any key get evictable windows (their tokens are single use anyway).
-    bool fresh(const Envelope& e, bool paired) {
-        int64_t skew = unix_ms() - e.ts;
-        if (skew > cfg_.max_skew.count() || -skew > cfg_.max_skew.count()) {
+    // Drops counted by reason; true when the envelope goes on.
+    bool admit(Verdict v) {
+        switch (v) {
+        case Verdict::ok:
+            return true;
+        case Verdict::own: // our own message, echoed by NATS
+            return false;
+        case Verdict::malformed:
+            host_.add(m_.d_malformed);
+            return false;
+        case Verdict::unpaired:
+            host_.add(m_.d_unpaired);
+            return false;
+        case Verdict::bad_signature:
+            host_.add(m_.d_signature);
+            return false;
+        case Verdict::stale:
             host_.add(m_.d_stale);
             return false;
-        }
-        std::lock_guard lk(mu_);
-        auto& windows = paired ? windows_ : pair_windows_;
-        auto it = windows.find(std::string(e.origin));
-        if (it == windows.end()) {
-            if (!paired && windows.size() >= kMaxOrigins) windows.erase(windows.begin());
-            it = windows.emplace(std::string(e.origin), Window{}).first;
-        }
-        if (!it->second.accept(e.seq)) {
+        case Verdict::replay:
             host_.add(m_.d_replay);
             return false;
         }
-        return true;
-    }
-
-    static std::string_view subject_hash(std::string_view subject) {
-        auto dot = subject.rfind('.');
-        return dot == subject.npos ? std::string_view{} : subject.substr(dot + 1);
+        return false;
     }
 
     void on_room(std::string_view subject, std::string_view data) {
         Envelope e;
-        if (!parse_envelope(data, e) || e.kind != 'M') return host_.add(m_.d_malformed);
-        if (e.origin == pk_str_) return; // our own frame, echoed by NATS
         std::string room;
-        {
+        auto paired = [&](std::string_view hash, std::string_view origin) {
             std::lock_guard lk(mu_);
-            auto it = trust_.find(std::string(subject_hash(subject)));
-            if (it == trust_.end() || !it->second.peers.count(std::string(e.origin)))
-                return host_.add(m_.d_unpaired);
+            auto it = trust_.find(std::string(hash));
+            if (it == trust_.end() || !it->second.peers.count(std::string(origin))) return false;
             room = it->second.id;
-        }
-        if (!verify(subject, e)) return host_.add(m_.d_signature);
-        if (!fresh(e, true)) return;
+            return true;
+        };
+        if (!admit(rx_->room(subject, data, unix_ms(), paired, e))) return;
         if (!valid_federated_frame(e.body, cfg_.max_frame)) return host_.add(m_.d_malformed);
         auto f = host_.frame_of(e.body);
         host_.table()->room_publish(host_.ctx(), sdk::bytes(room), f.get(), 0);
@@ -393,11 +274,8 @@ class Authenticated final : public Mode {
 
     void on_pair(std::string_view subject, std::string_view data) {
         Envelope e;
-        if (!parse_envelope(data, e)) return host_.add(m_.d_malformed);
-        if (e.origin == pk_str_) return;
-        if (!verify(subject, e)) return host_.add(m_.d_signature);
-        if (!fresh(e, false)) return;
-        std::string h(subject_hash(subject));
+        if (!admit(rx_->pair(subject, data, unix_ms(), e))) return;
+        std::string h(envelope::subject_hash(subject));
         switch (e.kind) {
         case 'C':
             return on_claim(subject, h, e);
@@ -522,12 +400,11 @@ class Authenticated final : public Mode {
     std::array<unsigned char, crypto_sign_SECRETKEYBYTES> sk_{};
     std::string pk_str_;
     std::atomic<uint64_t> seq_;
+    std::unique_ptr<envelope::Receiver> rx_; // replay windows; made with the identity
 
     std::mutex mu_;
-    std::unordered_map<std::string, Room> trust_;          // room hash -> room
-    std::unordered_map<std::string, Window> windows_;      // paired origins' frames
-    std::unordered_map<std::string, Window> pair_windows_; // pairing messages, any origin
-    std::unordered_map<std::string, Pending> pending_;     // room hash -> our claim
+    std::unordered_map<std::string, Room> trust_;      // room hash -> room
+    std::unordered_map<std::string, Pending> pending_; // room hash -> our claim
     std::string bench_;
 };
 

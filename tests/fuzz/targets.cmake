@@ -72,3 +72,10 @@ if(EXISTS ${_nats_dir}/federation_common.cpp)
       LIBS parley::api PkgConfig::FUZZ_SIMDJSON PkgConfig::SODIUM)
   endif()
 endif()
+
+# transport-nats' signed envelope parser and receive checks (federation_envelope.cpp): plain
+# libsodium, no libnats needed.
+if(EXISTS ${_nats_dir}/federation_envelope.cpp)
+  parley_fuzz_target(nats_envelope SOURCES ${_nats_dir}/federation_envelope.cpp
+    INCLUDES ${_nats_dir} LIBS PkgConfig::SODIUM)
+endif()
