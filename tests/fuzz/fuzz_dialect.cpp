@@ -14,10 +14,23 @@
 // op 0 upgrade (payload = request target, "/ws/room?client=abcd"), 1 text, 2 binary,
 // 3 close, 4 advance the clock by payload[0]*100 ms, 5 HTTP GET (payload = target),
 // 6 rate-limit notice, 7 run posted completions. A truncated record uses what is left.
+//
+// Authenticated paths: bit 1 of byte0 / 5 registers relay.allowed (same rule) and echoing
+// call.join_room/leave_room/signal/members and relay.closed services, and makes op 7 with a
+// non-empty payload answer session k's challenge (the nonce the session sent through the fake
+// Conn; a Socket.IO session gets its CONNECT "40" first) as the fixed test identity A, whose key
+// hash is allowlisted, so that the records after it reach join_blob, call.* forwarding and
+// relay.closed. payload[0] % 5: 0 A, 1 A without base64 padding, 2 identity B (not
+// allowlisted), 3 A signing another nonce, 4 the previous auth frame again (another session's
+// challenge). Checks: a fresh challenge answered by A (0) is admitted; 2-4 never are. Frames the
+// services send to a session that rewrites outgoing frames (Socket.IO) go through rewrite_out.
 #include "dialect.hpp"
+#include "relay.hpp"
 
 #include <parley/sdk.hpp>
 #include <parley/sdk_testing.hpp>
+
+#include <sodium.h>
 
 #include <array>
 #include <cstdio>
@@ -78,7 +91,19 @@ class FakeConn final : public dialect::Conn {
     uint64_t tag() const override { return tag_; }
     std::shared_ptr<dialect::Poster> poster() override { return q_; }
     void send_text(std::string_view text) override {
-        if (!closed_) sent_ += text.size(); // the transport drops sends once closing, so may we
+        if (closed_) return; // the transport drops sends once closing, so may we
+        sent_ += text.size();
+        // Only the session's own messages count: Socket.IO echoes client pings ("3...").
+        if (text.starts_with("0{")) sio_ = true; // Engine.IO OPEN
+        if (text.starts_with(R"({"type":"authed")") || text.starts_with(R"(42["authed")"))
+            authed_ = true;
+        static constexpr std::string_view kRelay = R"({"type":"challenge","nonce":")";
+        static constexpr std::string_view kSio = R"(42["challenge",{"nonce":")";
+        for (auto prefix : {kRelay, kSio})
+            if (text.starts_with(prefix)) {
+                auto rest = text.substr(prefix.size());
+                nonce_ = std::string(rest.substr(0, rest.find('"')));
+            }
     }
     void send_frame(parley_t_frame_hptr frame) override {
         CHECK(frame != nullptr);
@@ -94,6 +119,9 @@ class FakeConn final : public dialect::Conn {
     bool closing() const override { return closed_; }
     void hold(bool on) override { held_ = on; }
     uint64_t peer_key() const override { return peer_; }
+    bool sio() const { return sio_; }
+    bool authed() const { return authed_; }
+    const std::string& nonce() const { return nonce_; }
 
   private:
     sdk::Host host_;
@@ -104,7 +132,42 @@ class FakeConn final : public dialect::Conn {
     bool closed_ = false;
     bool held_ = false;
     size_t sent_ = 0;
+    bool sio_ = false, authed_ = false;
+    std::string nonce_;
 };
+
+// Fixed Ed25519 test identities: A's key hash starts with an even hex digit (allowlisted by the
+// fake relay.allowed), B's with an odd one.
+struct Identity {
+    std::array<unsigned char, crypto_sign_PUBLICKEYBYTES> pk{};
+    std::array<unsigned char, crypto_sign_SECRETKEYBYTES> sk{};
+    std::string pk_b64;
+};
+struct Identities {
+    Identity allowed, denied;
+};
+const Identities& identities() {
+    static const Identities ids = [] {
+        CHECK(sodium_init() >= 0);
+        Identities out;
+        bool have_a = false, have_b = false;
+        for (int fill = 1; fill < 256 && !(have_a && have_b); ++fill) {
+            Identity id;
+            std::array<unsigned char, crypto_sign_SEEDBYTES> seed;
+            seed.fill(static_cast<unsigned char>(fill));
+            crypto_sign_seed_keypair(id.pk.data(), id.sk.data(), seed.data());
+            std::string raw(reinterpret_cast<const char*>(id.pk.data()), id.pk.size());
+            id.pk_b64 = dialect::relay_b64(raw);
+            bool even = std::string_view("02468ace").find(dialect::relay_key_hash(raw)[0]) !=
+                        std::string_view::npos;
+            if (even && !have_a) out.allowed = id, have_a = true;
+            if (!even && !have_b) out.denied = id, have_b = true;
+        }
+        CHECK(have_a && have_b);
+        return out;
+    }();
+    return ids;
+}
 
 struct Slot {
     std::unique_ptr<FakeConn> conn;
@@ -119,13 +182,17 @@ class Harness {
         inst_ = fake_.load_entry(&parley_plugin_entry_v0, "fuzz");
         CHECK(inst_.up() == PARLEY_OK);
         host_.emplace(fake_.table(), inst_.ctx());
-        if ((which / 5) & 1) {
-            // The relay plugin in compat mode: relay/socketio let clients skip the proof;
-            // key hashes starting with an even hex digit are "allowlisted".
-            auto* t = fake_.table();
+        compat_ = (which / 5) & 1;
+        auth_ = (which / 5) & 2;
+        auto* t = fake_.table();
+        if (compat_) {
+            // The relay plugin in compat mode: relay/socketio let clients skip the proof.
             t->command_register(
                 inst_.ctx(), sdk::bytes("relay.compat"),
                 [](void*, const parley_t_command_call*) noexcept { return PARLEY_OK; }, nullptr);
+        }
+        if (compat_ || auth_) {
+            // Key hashes starting with an even hex digit are "allowlisted".
             t->command_register(
                 inst_.ctx(), sdk::bytes("relay.allowed"),
                 [](void*, const parley_t_command_call* c) noexcept {
@@ -137,10 +204,94 @@ class Harness {
                 },
                 nullptr);
         }
+        if (auth_) {
+            // Relay's call signaling, reduced to an echo to the caller plus a refresh of the
+            // caller's blob room: both come back as deliveries (see drain_deliveries).
+            for (const char* name :
+                 {"call.join_room", "call.leave_room", "call.signal", "call.members"})
+                t->command_register(inst_.ctx(), sdk::bytes(name), &Harness::echo, this);
+            t->command_register(
+                inst_.ctx(), sdk::bytes("relay.closed"),
+                [](void*, const parley_t_command_call* c) noexcept {
+                    CHECK(c->conn != 0);
+                    return PARLEY_OK;
+                },
+                nullptr);
+        }
         static constexpr const char* kNames[] = {"link", "bench", "raw", "relay", "socketio"};
         dialect_ = dialect::make(kNames[which % std::size(kNames)], dialect::Env{*host_, "fuzz"});
+        relay_family_ = which % std::size(kNames) >= 3;
     }
     bool ok() const { return dialect_ != nullptr; }
+    bool auth_mode() const { return auth_; }
+
+    static parley_t_status echo(void* user, const parley_t_command_call* c) noexcept {
+        auto& h = *static_cast<Harness*>(user)->host_;
+        auto f = h.frame_of(sdk::view(c->args));
+        if (f) h.table()->send_to(h.ctx(), c->conn, f.get());
+        auto id = sdk::view(c->identity);
+        if (!id.empty()) {
+            auto r = h.frame_of(R"({"type":"refresh"})");
+            std::string room = "blob:" + std::string(id);
+            if (r) h.table()->room_publish(h.ctx(), sdk::bytes(room), r.get(), 0);
+        }
+        return PARLEY_OK;
+    }
+
+    // What the transport does with a frame for a session that rewrites outgoing frames.
+    void drain_deliveries() {
+        for (auto& d : fake_.deliveries())
+            for (auto& s : slots_)
+                if (s.conn && s.conn->id() == d.conn && s.session && s.session->rewrites_out()) {
+                    auto out = s.session->rewrite_out(d.text);
+                    CHECK(out.empty() || out.starts_with("42[\""));
+                }
+        fake_.clear_deliveries();
+    }
+
+    // Answers session k's challenge; see the header comment for the variants.
+    void auth(size_t k, uint8_t variant) {
+        auto& s = slots_[k];
+        if (!s.session || s.conn->closing()) return;
+        if (s.conn->sio() && s.conn->nonce().empty()) text(k, "40", false);
+        if (!s.session || s.conn->closing()) return;
+        // An open relay or Socket.IO session (past CONNECT) has sent its challenge.
+        if (relay_family_) CHECK(!s.conn->nonce().empty());
+        if (s.conn->nonce().empty()) return; // link, bench, raw: no challenge
+        variant %= 5;
+        const auto& ids = identities();
+        const Identity& id = variant == 2 ? ids.denied : ids.allowed;
+        auto msg = dialect::relay_auth_message(s.conn->nonce() + (variant == 3 ? "x" : ""));
+        unsigned char sig[crypto_sign_BYTES];
+        crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(msg.data()),
+                             msg.size(), id.sk.data());
+        std::string pk = id.pk_b64;
+        std::string sg =
+            dialect::relay_b64(std::string_view(reinterpret_cast<char*>(sig), sizeof sig));
+        if (variant == 1) {
+            while (!pk.empty() && pk.back() == '=')
+                pk.pop_back();
+            while (!sg.empty() && sg.back() == '=')
+                sg.pop_back();
+        }
+        std::string fields = R"("publicKey":")" + pk + R"(","signature":")" + sg + "\"";
+        std::string frame =
+            s.conn->sio() ? R"(42["auth",{)" + fields + "}]" : R"({"type":"auth",)" + fields + "}";
+        if (variant == 4) {
+            if (last_auth_.empty()) return;
+            std::swap(frame, last_auth_);
+        } else {
+            last_auth_ = frame;
+        }
+        bool fresh = !s.conn->authed();
+        text(k, frame, false);
+        if (!fresh) return;
+        // Admitted exactly when the proof is good. (Not checked in compat mode, where an earlier
+        // frame may have let the session in unproven, and without padding on Socket.IO, which
+        // takes padded base64 only.)
+        if (variant == 0 && !compat_) CHECK(s.conn->authed());
+        if (variant >= 2) CHECK(!s.conn->authed());
+    }
 
     ~Harness() {
         for (auto& s : slots_)
@@ -234,6 +385,8 @@ class Harness {
     std::shared_ptr<Queue> q_ = std::make_shared<Queue>();
     std::array<Slot, 4> slots_;
     uint64_t tags_ = 0;
+    bool compat_ = false, auth_ = false, relay_family_ = false;
+    std::string last_auth_;
 };
 
 } // namespace
@@ -276,8 +429,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
         case 7:
             h.run_posted();
+            if (h.auth_mode() && !payload.empty()) h.auth(k, uint8_t(payload[0]));
             break;
         }
+        if (h.auth_mode()) h.drain_deliveries();
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz_http_head, fuzz_dialect and fuzz_profile into
-tests/fuzz/corpus/<target>/. Re-run after changing the encodings; libFuzzer mutates from here."""
+"""Writes the seed corpora of fuzz_http_head, fuzz_dialect, fuzz_profile and
+fuzz_nats_envelope (needs python3-cryptography) into tests/fuzz/corpus/<target>/. Re-run after
+changing the encodings; libFuzzer mutates from here."""
 import base64
 import os
 import pathlib
@@ -123,3 +124,114 @@ plugins:
 put("profile", "deep", "a: " + "[" * 80 + "]" * 80 + "\n")
 put("profile", "two_docs", "profile: a\n---\nprofile: b\n")
 put("profile", "scalars", "64KiB")
+
+# ---- dialect, authenticated: byte0 / 5 bit 1 = auth mode; op 7 with payload[0] answers the
+# challenge (0 allowlisted identity A, 1 A unpadded, 2 B not allowlisted, 3 wrong nonce, 4 replay)
+AUTH = 7
+SIO = "/socket.io/?EIO=4&transport=websocket"
+put("dialect", "relay_authed", bytes([3 + 10]) + rec(UPG, 0, "/ws") + rec(AUTH, 0, b"\x00") +
+    b"".join(rec(TEXT, 0, m) for m in [
+        '{"type":"join_blob"}', '{"type":"join_room","roomId":"r1"}',
+        '{"type":"signal","to":"1","data":{"sdp":"x"}}', '{"type":"members"}', '{"type":"nope"}',
+        '{"type":"auth"}', '{"type":"join_blob","keyHash":"00"}', '{"type":"leave_blob"}',
+        '{"type":"join_blob","keyHash":5}', '{"type":"leave_room"}', '[1]']) +
+    rec(RATE, 0) + rec(ADV, 0, b"\xff") + rec(BIN, 0, b"\x01") + rec(CLOSE, 0))
+put("dialect", "relay_auth_refusals", bytes([3 + 10]) + rec(UPG, 0, "/ws") + rec(AUTH, 0, b"\x00") +
+    rec(UPG, 1, "/ws") + rec(AUTH, 1, b"\x02") + rec(UPG, 2, "/ws") + rec(AUTH, 2, b"\x03") +
+    rec(UPG, 3, "/ws") + rec(AUTH, 3, b"\x04") + rec(UPG, 1, "/ws") + rec(AUTH, 1, b"\x01") +
+    rec(TEXT, 1, '{"type":"join_blob"}') + rec(CLOSE, 1) + rec(CLOSE, 0))
+put("dialect", "relay_sio_authed", bytes([3 + 10]) + rec(UPG, 0, SIO) + rec(AUTH, 0, b"\x00") +
+    b"".join(rec(TEXT, 0, m) for m in [
+        '42["join_blob"]', '42["join_room","r1","00",true]', '42["signal",{"to":"1"}]',
+        '42["members"]', '42["nope"]', '42["auth",{}]', '2probe', '451-["x"]', '40']) +
+    rec(ADV, 0, b"\xff") + rec(RATE, 0) + rec(CLOSE, 0))
+put("dialect", "socketio_authed", bytes([4 + 10]) + rec(UPG, 0, SIO) + rec(AUTH, 0, b"\x00") +
+    b"".join(rec(TEXT, 0, m) for m in [
+        '42["join_blob","' + "0" * 64 + '"]', '42["leave_blob"]', '42["join_room","r1","aa",1]',
+        '42["signal",{"to":"1","n":[1,2,{"x":null}]}]', '42["call_state"]', '41']) +
+    rec(UPG, 1, SIO) + rec(AUTH, 1, b"\x01") + rec(UPG, 2, SIO) + rec(AUTH, 2, b"\x02") +
+    rec(UPG, 3, SIO) + rec(TEXT, 3, "40") + rec(AUTH, 3, b"\x04"))
+put("dialect", "relay_compat_authed", bytes([3 + 15]) + rec(UPG, 0, "/ws") +
+    rec(TEXT, 0, '{"type":"join_room","keyHash":"00aa"}') + rec(AUTH, 0, b"\x00") +
+    rec(UPG, 1, "/ws") + rec(AUTH, 1, b"\x00") + rec(TEXT, 1, '{"type":"join_blob","keyHash":"0"}') +
+    rec(UPG, 2, SIO) + rec(AUTH, 2, b"\x00") + rec(TEXT, 2, '42["join_room","r","00"]'))
+put("dialect", "socketio_compat_authed", bytes([4 + 15]) + rec(UPG, 0, SIO) + rec(TEXT, 0, "40") +
+    rec(TEXT, 0, '42["join_blob","00"]') + rec(AUTH, 0, b"\x00") + rec(UPG, 1, SIO) +
+    rec(AUTH, 1, b"\x00") + rec(TEXT, 1, '42["signal",{}]'))
+
+
+# ---- nats_envelope: signed federation envelopes (format in plugins/transport-nats/federation.cpp)
+def nats_envelope_seeds():
+    import hashlib
+    import struct
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
+        print("make_seeds: python3 cryptography missing, nats_envelope seeds not written")
+        return
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+    def key(fill):  # the harness's identities: Ed25519 seeds of 32 equal bytes
+        sk = Ed25519PrivateKey.from_private_bytes(bytes([fill]) * 32)
+        return sk, sk.public_key().public_bytes(*raw)
+
+    P, Q, S = key(ord("P")), key(ord("Q")), key(ord("S"))
+    now, skew = 1_700_000_000_000, 300_000
+    h1 = hashlib.blake2b(b"parley-fed-room\nroom1", digest_size=16).hexdigest()
+    room1, pair1 = "parley.fed.v1.room." + h1, "parley.fed.v1.pair." + h1
+
+    def env(k, kind, seq, ts, body, subject):
+        b = body.encode() if isinstance(body, str) else body
+        data = b"PF1" + kind.encode() + k[1] + struct.pack(">Q", seq) + \
+            struct.pack(">Q", ts & 0xFFFFFFFFFFFFFFFF) + b
+        h = hashlib.blake2b(b"parley-fed-v1\0" + subject.encode() + b"\0" + data).digest()
+        return data + k[0].sign(h)
+
+    frame = '{"type":"message","payload":"aGk=","senderId":"1"}'
+    ROOM, PAIR = b"\x00", b"\x01"  # raw modes; then the subject selector (0 room1 ... 2 pair1)
+    put("nats_envelope", "room_valid", ROOM + b"\x00" + env(P, "M", 1, now, frame, room1))
+    put("nats_envelope", "room_unpaired", ROOM + b"\x00" + env(Q, "M", 1, now, frame, room1))
+    put("nats_envelope", "room_own", ROOM + b"\x00" + env(S, "M", 1, now, frame, room1))
+    put("nats_envelope", "room_stale", ROOM + b"\x00" + env(P, "M", 2, now - skew - 1, frame, room1))
+    put("nats_envelope", "room_future", ROOM + b"\x00" + env(P, "M", 3, now + skew, frame, room1))
+    # A signed timestamp of INT64_MIN: now - ts overflowed int64_t before within_skew.
+    put("nats_envelope", "room_ts_min", ROOM + b"\x00" + env(P, "M", 4, -(1 << 63), frame, room1))
+    put("nats_envelope", "pair_ts_min", PAIR + b"\x02" + env(Q, "C", 4, -(1 << 63), b"x" * 49, pair1))
+    put("nats_envelope", "room_moved", ROOM + b"\x01" + env(P, "M", 5, now, frame, room1))
+    put("nats_envelope", "room_kind_c", ROOM + b"\x00" + env(P, "C", 6, now, frame, room1))
+    bad = bytearray(env(P, "M", 7, now, frame, room1))
+    bad[-1] ^= 1
+    put("nats_envelope", "room_bad_sig", ROOM + b"\x00" + bytes(bad))
+    put("nats_envelope", "room_short", ROOM + b"\x00" + env(P, "M", 8, now, "", room1)[:115])
+    put("nats_envelope", "pair_claim", PAIR + b"\x02" + env(Q, "C", 9, now, b"t" * 16 + b"h" * 32 + b"bench-b", pair1))
+    put("nats_envelope", "pair_approve", PAIR + b"\x02" + env(P, "A", 10, now, S[1] + b"h" * 32 + b"bench-a", pair1))
+    put("nats_envelope", "pair_reject", PAIR + b"\x02" + env(P, "R", 11, now, S[1] + b"t" * 16 + b"token expired", pair1))
+    put("nats_envelope", "pair_nodot", PAIR + b"\x04" + env(Q, "C", 12, now, b"", "nodot"))
+
+    # Script mode: records the harness signs itself.
+    def srec(signer=0, route=0, flip=False, cut=False, kind=0, seqd=1, tsd=0, pos=0, x=0, body=b"", raw_ts=None):
+        flags = signer | route << 2 | flip << 5 | cut << 6 | (raw_ts is not None) << 7
+        out = bytes([flags, kind, seqd & 0xFF]) + struct.pack(">hHB", tsd, pos, x) + bytes([len(body)])
+        if raw_ts is not None:
+            out += struct.pack(">Q", raw_ts & 0xFFFFFFFFFFFFFFFF)
+        return out + body
+
+    fb = frame.encode()
+    put("nats_envelope", "script_replay", b"\x02" + srec(body=fb) + srec(seqd=0, body=fb) +
+        srec(seqd=-10 & 0xFF, body=fb) + srec(seqd=-100 & 0xFF) + srec(seqd=127) + srec(seqd=-63 & 0xFF) +
+        srec(seqd=-1 & 0xFF) + srec(seqd=-1 & 0xFF))
+    put("nats_envelope", "script_stale", b"\x02" + srec(tsd=3000) + srec(tsd=3001) + srec(tsd=-3000) +
+        srec(tsd=-3001) + srec(raw_ts=-(1 << 63)) + srec(raw_ts=(1 << 63) - 1) + srec(raw_ts=0))
+    put("nats_envelope", "script_routes", b"\x02" + b"".join(srec(route=r, body=fb) for r in range(8)) +
+        srec(signer=1) + srec(signer=2) + srec(signer=3) + srec(kind=4) + srec(kind=7, body=b"x"))
+    put("nats_envelope", "script_mutate", b"\x02" + srec(flip=True, pos=3, x=1) + srec(flip=True, pos=40, x=0x80) +
+        srec(flip=True, pos=0xFFFF, x=1, body=fb) + srec(cut=True, pos=100) + srec(cut=True, pos=500) +
+        srec(flip=True, pos=60, x=4, body=fb))
+    put("nats_envelope", "script_pairing", b"\x03" + srec(signer=1, route=2, kind=4, body=b"c" * 60) +
+        srec(signer=0, route=2, kind=5, body=b"a" * 70) + srec(signer=1, route=2, kind=4, seqd=0) +
+        srec(signer=1, route=2, kind=6, seqd=-2 & 0xFF) + srec(signer=2, route=2, kind=4) +
+        srec(signer=0, route=2, kind=7, seqd=0))
+
+
+nats_envelope_seeds()
