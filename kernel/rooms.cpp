@@ -242,10 +242,13 @@ void Rooms::sweep() {
 
 void Rooms::deliver(std::vector<Recipient>& rcpts, parley_t_frame* frame) {
     if (rcpts.empty()) return;
-    // Group by transport so each transport gets one call with a contiguous array.
-    std::stable_sort(rcpts.begin(), rcpts.end(), [](const Recipient& a, const Recipient& b) {
+    // Group by transport so each transport gets one call with a contiguous array. Usually there
+    // is one transport: the scan spares the sort's buffer allocation on every publish.
+    auto by_transport = [](const Recipient& a, const Recipient& b) {
         return a.transport < b.transport;
-    });
+    };
+    if (!std::is_sorted(rcpts.begin(), rcpts.end(), by_transport))
+        std::stable_sort(rcpts.begin(), rcpts.end(), by_transport);
     thread_local std::vector<parley_t_delivery> batch;
     size_t i = 0;
     while (i < rcpts.size()) {

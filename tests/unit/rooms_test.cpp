@@ -124,6 +124,50 @@ TEST_F(RoomsTest, PublishReachesOthersNotSender) {
     EXPECT_EQ(frames_alive(), 0);
 }
 
+// One deliver call per transport per publish, with that transport's members only, also when
+// members of two transports joined interleaved (the router groups them).
+std::vector<std::pair<parley_t_instance_pptr, std::vector<parley_t_conn_id>>>* g_batches = nullptr;
+void batch_deliver(parley_t_instance_pptr inst, const parley_t_delivery* to, size_t n,
+                   parley_t_frame_hptr) {
+    std::vector<parley_t_conn_id> conns;
+    for (size_t i = 0; i < n; ++i)
+        conns.push_back(to[i].conn);
+    g_batches->emplace_back(inst, std::move(conns));
+}
+
+TEST_F(RoomsTest, EachTransportGetsOneBatchOfItsOwnMembers) {
+    std::vector<std::pair<parley_t_instance_pptr, std::vector<parley_t_conn_id>>> batches;
+    g_batches = &batches;
+    int tag_a = 0, tag_b = 0;
+    Instance other;
+    transport.vt.deliver = batch_deliver;
+    transport.inst = reinterpret_cast<parley_t_instance_pptr>(&tag_a);
+    other.vt.deliver = batch_deliver;
+    other.inst = reinterpret_cast<parley_t_instance_pptr>(&tag_b);
+    other.live = true;
+    auto a1 = open(), b1 = rooms.conn_open(&other, 0), a2 = open(), b2 = rooms.conn_open(&other, 0);
+    for (auto id : {a1, b1, a2, b2})
+        ASSERT_EQ(rooms.join(id, "r", "x", nullptr), PARLEY_OK);
+    auto* f = text_frame("hi");
+    ASSERT_EQ(rooms.publish("r", f, 0), PARLEY_OK);
+    ASSERT_EQ(batches.size(), 2u);
+    std::map<parley_t_instance_pptr, std::vector<parley_t_conn_id>> got(batches.begin(),
+                                                                        batches.end());
+    EXPECT_EQ(got[transport.inst], (std::vector<parley_t_conn_id>{a1, a2}));
+    EXPECT_EQ(got[other.inst], (std::vector<parley_t_conn_id>{b1, b2}));
+    // One transport: one call with every member but the sender.
+    batches.clear();
+    for (auto id : {b1, b2})
+        ASSERT_EQ(rooms.leave(id, "r", nullptr), PARLEY_OK);
+    ASSERT_EQ(rooms.publish("r", f, a1), PARLEY_OK);
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(batches[0].second, (std::vector<parley_t_conn_id>{a2}));
+    frame_release(f);
+    for (auto id : {a1, a2, b1, b2})
+        rooms.conn_closed(id);
+    g_batches = nullptr;
+}
+
 TEST_F(RoomsTest, FirstJoinerCreatesAndEmptyRoomVanishes) {
     auto a = open(), b = open();
     parley_t_join_result jr{sizeof jr};
