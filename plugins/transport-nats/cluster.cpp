@@ -109,6 +109,9 @@ Cluster::Cluster(const sdk::Host& host, nats::Client& nc) : host_(host), nc_(nc)
     if (ttl_ < 2 * heartbeat_)
         throw std::runtime_error("cluster.node_ttl must be at least twice cluster.heartbeat");
     slot_cfg_ = host_.config_int("cluster.node_slot", -1);
+    // Every node uses the same profile, so our back-off ceiling (+25% jitter) is theirs too.
+    reconnect_grace_ =
+        std::chrono::milliseconds(host_.config_int("reconnect.max_wait", 5000) * 5 / 4);
     unsigned char id[16];
     randombytes_buf(id, sizeof id);
     node_ = hex(id, sizeof id);
@@ -133,6 +136,7 @@ Cluster::Cluster(const sdk::Host& host, nats::Client& nc) : host_(host), nc_(nc)
     nc_.subscribe(prefix_ + ".>", [this](std::string_view subject, std::string_view data) {
         on_message(subject, data);
     });
+    nc_.on_state([this](bool up) { on_link(up); });
 
     bridge_.struct_size = sizeof bridge_;
     bridge_.user = this;
@@ -636,7 +640,7 @@ void Cluster::on_tick() {
         hb = heartbeat_locked();
         auto now = Clock::now();
         for (auto it = nodes_.begin(); it != nodes_.end();) {
-            if (now - it->second.seen <= ttl_) {
+            if (!online_ || now - it->second.seen <= ttl_) {
                 ++it;
                 continue;
             }
@@ -666,6 +670,26 @@ void Cluster::on_tick() {
     emptied.erase(std::unique(emptied.begin(), emptied.end()), emptied.end());
     for (auto& h : emptied)
         forget_meta(h);
+}
+
+// A nats-server restart cuts every node at once: the others' silence is then ours, not theirs.
+// While we are offline nobody expires; once back, every known node gets node_ttl plus the
+// others' reconnect back-off to be heard again (a node that died meanwhile goes after that), and
+// our member set goes out at once so the others reconcile what they missed.
+void Cluster::on_link(bool up) {
+    if (stopping_.load()) return;
+    std::string hb;
+    {
+        std::lock_guard lk(mu_);
+        if (up == online_) return;
+        online_ = up;
+        if (!up) return;
+        auto until = Clock::now() + reconnect_grace_;
+        for (auto& [_, n] : nodes_)
+            n.seen = std::max(n.seen, until);
+        hb = heartbeat_locked();
+    }
+    send(prefix_ + ".n", std::move(hb));
 }
 
 // ---- incoming (cnats thread) ----

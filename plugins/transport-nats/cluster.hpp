@@ -82,6 +82,8 @@ class Cluster {
     std::string hash_of(std::string_view room) const;
     void on_message(std::string_view subject, std::string_view data);
     void on_tick();
+    // Our NATS connection went down or came back (cnats thread).
+    void on_link(bool up);
     std::string heartbeat_locked();
     // Removes a node's members (expiry or reconciliation) and collects farewells to inject.
     void drop_members_locked(Node& n, const std::string& hash, uint64_t conn,
@@ -102,6 +104,8 @@ class Cluster {
     nats::Client& nc_;
     std::string name_, prefix_, room_key_;
     std::chrono::milliseconds heartbeat_{1000}, ttl_{5000};
+    // After our reconnect, how long the others may still be in their reconnect back-off.
+    std::chrono::milliseconds reconnect_grace_{6250};
     int64_t slot_cfg_ = -1;
     uint32_t slot_ = 0;
     std::string node_; // 16 random bytes (hex): a restarted node is a new node
@@ -111,6 +115,7 @@ class Cluster {
     std::unordered_map<std::string, LocalRoom> local_;   // room -> members here
     std::unordered_map<std::string, std::string> names_; // hash -> room (local rooms only)
     std::unordered_map<std::string, Node> nodes_;
+    bool online_ = false; // our NATS connection is up: silence of the others means something
     std::unordered_map<std::string, uint32_t> remote_; // hash -> members on other nodes
     // Set-once values of every room, mirrored from the KV watcher: hash -> key -> value.
     std::unordered_map<std::string, std::map<uint32_t, std::string>> meta_;

@@ -29,27 +29,39 @@ function portOpen(port) {
   });
 }
 
-// nats-server -js on 127.0.0.1:<free port>, store in a temp dir. Returns { port, stop }.
+// nats-server -js on 127.0.0.1:<free port>, store in a temp dir. Returns { port, stop } plus,
+// for restart tests, `halt(signal)` (stop it, keep the port and JetStream store) and `restart()`
+// (start it again on the same port with the same store).
 export async function startNats() {
   const port = await freePort();
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'parley-nats-'));
   const bin = process.env.NATS_SERVER || 'nats-server';
-  const child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => { out += b; });
-  child.stderr.on('data', (b) => { out += b; });
-  let exited = false;
-  child.on('exit', () => { exited = true; });
-  await until(async () => exited || portOpen(port), 'nats-server to listen', 10_000);
-  if (exited) throw new Error(`nats-server exited:\n${out}`);
+  let child;
+  let exited = true;
+  const launch = async () => {
+    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b) => { out += b; });
+    child.stderr.on('data', (b) => { out += b; });
+    exited = false;
+    child.on('exit', () => { exited = true; });
+    await until(async () => exited || portOpen(port), 'nats-server to listen', 10_000);
+    if (exited) throw new Error(`nats-server exited:\n${out}`);
+  };
+  const halt = async (signal = 'SIGTERM') => {
+    if (exited) return;
+    child.kill(signal);
+    await until(() => exited, 'nats-server to exit', 5000).catch(() => child.kill('SIGKILL'));
+    await until(() => exited, 'nats-server to exit after SIGKILL', 5000);
+  };
+  await launch();
   return {
     port,
+    halt,
+    restart: launch,
     async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await until(() => exited, 'nats-server to exit', 5000).catch(() => child.kill('SIGKILL'));
-      }
+      await halt('SIGTERM').catch(() => {});
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
