@@ -41,3 +41,14 @@ if(PARLEY_WITH_PG AND TARGET parley_store_pg AND TARGET parley_relay AND TARGET 
   set_tests_properties(integration.privacy_audit PROPERTIES LABELS integration TIMEOUT 120
     SKIP_RETURN_CODE 77 ENVIRONMENT "${_hard_env};PARLEY_CLI=$<TARGET_FILE:parley>")
 endif()
+
+# Privacy audit of the relay profile: /ws and Socket.IO challenge-response, blobs, signaling
+# (SDP, ICE candidates, e2e payloads) and TURN credentials with debug logging, on store-pg.
+if(PARLEY_WITH_PG AND TARGET parley_store_pg AND TARGET parley_relay AND TARGET parley_signaling
+   AND TARGET parley)
+  add_test(NAME integration.privacy_audit_relay
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/pg_env.sh
+            node --test --test-concurrency=1 ${_hard_dir}/privacy_audit_relay.mjs)
+  set_tests_properties(integration.privacy_audit_relay PROPERTIES LABELS integration TIMEOUT 120
+    SKIP_RETURN_CODE 77 ENVIRONMENT "${_hard_env};PARLEY_CLI=$<TARGET_FILE:parley>")
+endif()

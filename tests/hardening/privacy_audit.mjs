@@ -1,5 +1,6 @@
 // Privacy audit: one parleyd with log.level debug runs link-room (store-pg history, a room
 // password), bench (admin token) and the relay blob API (signed requests) through a scenario;
+// bench also sends an image and issues a federation pairing token (claimed: no park here);
 // then no plaintext, room key, room password, admin token, identity private key or client
 // address (127.0.0.1 in any form) may appear in parleyd's output or in a pg_dump of the
 // database, raw or as hex/base64; and stored blobs carry no exact send time (expiry at minute
@@ -153,6 +154,19 @@ plugins:
     secrets.benchPayload = 'bench-opaque-' + crypto.randomBytes(6).toString('hex');
     admin.send({ type: 'message', roomId: benchRoom, payload: b64(secrets.benchPayload) });
     await guest.next((f) => f.type === 'message');
+    // An image (sealed bytes in base64; a readable marker stands in for the plaintext).
+    const image = crypto.randomBytes(4096);
+    secrets.benchImage = 'bench-image-' + crypto.randomBytes(6).toString('hex');
+    Buffer.from(secrets.benchImage).copy(image, 64);
+    admin.send({ type: 'image', roomId: benchRoom, payload: b64(image) });
+    assert.equal((await guest.next((f) => f.type === 'image')).payload, b64(image));
+    // A federation pairing token: issued to the admin, claimed (no park here: an error).
+    admin.send({ type: 'request_pair', roomId: benchRoom, payload: b64(token), adminHash: 'bench-b' });
+    const pairToken = (await admin.next((f) => f.type === 'pair_token')).payload.split('|')[0];
+    assert.equal(Buffer.from(pairToken, 'base64').length, 32);
+    secrets.pairToken = Buffer.from(pairToken, 'base64');
+    guest.send({ type: 'claim_pair', roomId: benchRoom, payload: pairToken });
+    await guest.next((f) => f.type === 'error');
     admin.send({ type: 'make_public', roomId: benchRoom, payload: b64(token) });
     await guest.next((f) => f.type === 'made_public');
     admin.send({ type: 'make_public', roomId: benchRoom, payload: b64(crypto.randomBytes(24)) }); // wrong token
