@@ -122,6 +122,9 @@ void Kernel::stop_instance(Instance& inst) {
     if (!inst.inst) return;
     inst.vt.stop(inst.inst);
     inst.live.store(false, std::memory_order_release);
+    // A bridge its plugin forgot to remove would keep calling into a stopped, then freed,
+    // instance (and block every later bridge): a no-op when this instance owns none.
+    rooms_->set_bridge(&inst, nullptr);
     timers_->cancel_owner(&inst);
     if (inst.kind == PARLEY_KIND_TRANSPORT) rooms_->forget_transport(&inst);
     if (rooms_->store() == &inst) rooms_->set_store(nullptr);

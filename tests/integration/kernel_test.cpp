@@ -1130,6 +1130,49 @@ TEST_F(KernelTest, ReloadAddsAndRemovesInstances) {
     EXPECT_EQ(d.wait(8s), 0) << d.err();
 }
 
+TEST_F(KernelTest, StoppedInstanceLosesTheRoomBridgeItForgot) {
+    auto leak = [](const std::string& name) {
+        return "  - name: " + name + "\n    plugin: test-bridge-leak\n";
+    };
+    auto head = std::string("profile: kt-bridge\nstate_dir: {STATE}\n"
+                            "plugin_path: [{TESTPLUGINS}]\nplugins:") +
+                web("web");
+    auto p = write_profile("bridge.yaml", head + leak("leak-1"));
+    Process& d = start_running(p);
+    int port = port_of("web");
+    ASSERT_GT(port, 0);
+    WsClient first;
+    ASSERT_TRUE(first.connect(port, "/ws/room")) << first.head();
+
+    // leak-1 goes without removing its bridge; leak-2 can only start if the kernel dropped it.
+    spit(p, profile_text(head + leak("leak-2")));
+    auto r = ctl_sock({"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "reloaded:\ninstance 'leak-1' removed\ninstance 'leak-2' added\n");
+    // Room traffic now reaches leak-2's hooks, never the removed leak-1's.
+    WsClient second;
+    ASSERT_TRUE(second.connect(port, "/ws/room")) << second.head();
+    ASSERT_TRUE(second.send_text("hi"));
+    auto f = first.read_frame();
+    ASSERT_TRUE(f) << d.err();
+    EXPECT_EQ(f->payload, "hi");
+    // And with no bridge plugin left at all, nothing calls into a removed one.
+    spit(p, profile_text(head));
+    r = ctl_sock({"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    WsClient third;
+    ASSERT_TRUE(third.connect(port, "/ws/room")) << third.head();
+    ASSERT_TRUE(third.send_text("again"));
+    f = first.read_frame();
+    ASSERT_TRUE(f) << d.err();
+    EXPECT_EQ(f->payload, "again");
+    for (auto* c : {&first, &second, &third})
+        c->send_frame(0x8, std::string("\x03\xe8", 2));
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(8s), 0) << d.err();
+    EXPECT_LACKS(d.err(), "called on a removed instance");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Control socket and `parley ctl`
 
