@@ -34,7 +34,8 @@ function forms(secret) {
   const buf = Buffer.isBuffer(secret) ? secret : Buffer.from(secret, 'utf8');
   const out = [buf.toString('hex'), b64(buf).replace(/=+$/, ''), b64url(buf)];
   if (!Buffer.isBuffer(secret)) out.push(secret);
-  return out.filter((f) => f.length >= 8);
+  // Deduplicated: base64 without + or / equals base64url (else one leak counts twice).
+  return [...new Set(out.filter((f) => f.length >= 8))];
 }
 
 function pgBin(name) {

@@ -235,7 +235,7 @@ plugins:
     plugin: signaling
     config:
       max_members: 8
-      max_signal: 64K
+      max_signal: 16K
       turn_urls: ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"]
       turn_secret_file: ${secretFile}
       turn_ttl: 10m
@@ -333,8 +333,24 @@ plugins:
     a.emit('turn_credentials');
     const ca = await turn(async () => (await a.event('turn_credentials')).args[0]);
     assert.ok(turnValid(turnSecret1, ca), 'TURN credential made with the configured secret');
+    // Error paths carry content too: a malformed frame, an unknown type, an SDP for someone
+    // outside the call, an oversized signal.
+    secrets.wsMalformed = 'malformed-' + rand(12);
+    a.ws.send(`{"type":"signal","args":[{"to":"x","sdp":"${secrets.wsMalformed}"`);
+    assert.equal((await a.event('error')).error, 'invalid frame');
+    secrets.wsUnknown = 'unknown-' + rand(12);
+    a.send({ type: 'x_probe', note: secrets.wsUnknown });
+    await a.event('error');
+    a.emit('signal', { to: 'not-a-member', type: 'offer', sdp: { type: 'offer', sdp: makeSdp('offer', secrets, 'wsStray') } });
+    assert.equal((await a.event('error')).error, 'recipient is not in your call');
+    secrets.wsBig = crypto.randomBytes(20 * 1024);
+    a.emit('signal', { to: bobId, e2e: b64(secrets.wsBig) });
+    assert.equal((await a.event('error')).error, 'payload too large');
     b.emit('leave_room', room);
     await a.event('peer_left');
+    // A blob POST with a signature by the wrong key.
+    const forged = await api(port, 'POST', `/api/blobs?recipientKeyHash=${bob.keyHash}`, { publicKey: alice.keyPair.publicKey, secretKey: stranger.secretKey }, secrets, crypto.randomBytes(1024));
+    assert.equal(forged.status, 401, forged.text);
 
     // ---- Socket.IO: carol and dave ----
     const url = `http://127.0.0.1:${port}`;
@@ -372,6 +388,13 @@ plugins:
     c.emit('turn_credentials');
     const cc = await turn(async () => (await tc)[0]);
     assert.ok(turnValid(turnSecret1, cc));
+    let err = c.next('error');
+    c.emit('signal', { to: 'not-a-member', type: 'offer', sdp: { type: 'offer', sdp: makeSdp('offer', secrets, 'sioStray') } });
+    assert.equal((await err)[0].error, 'recipient is not in your call');
+    secrets.sioBig = crypto.randomBytes(20 * 1024);
+    err = c.next('error');
+    c.emit('signal', { to: dv.id, e2e: b64(secrets.sioBig) });
+    assert.equal((await err)[0].error, 'payload too large');
     // A refused Socket.IO auth (bad signature).
     const x = sioClient(url); open.push(x);
     const [{ nonce: xn }] = await x.next('challenge');
