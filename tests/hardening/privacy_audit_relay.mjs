@@ -475,6 +475,10 @@ plugins:
     const logLines = logs.split('\n').filter((l) => !/"msg":"listening on /.test(l));
     scan('parleyd log', logLines.join('\n'), { ...secrets, ...logOnly });
     scan('pg_dump', dump, secrets, { blobs: true });
+    // Whatever parleyd keeps in its state directory (today only the port file).
+    const stateFiles = fs.readdirSync(path.join(tmp, 'state'), { recursive: true })
+      .map((f) => path.join(tmp, 'state', f)).filter((f) => fs.statSync(f).isFile());
+    for (const f of stateFiles) scan(`state file ${path.basename(f)}`, fs.readFileSync(f, 'latin1'), { ...secrets, ...logOnly });
     assert.deepEqual(leaks, [], `leaks:\n${leaks.join('\n')}`);
   } finally {
     for (const s of open) try { s.ws ? s.ws.terminate() : s.close(); } catch { /* closed */ }
