@@ -2,7 +2,8 @@
 // steady traffic between members on both nodes while the one nats-server is stopped (SIGTERM,
 // then kill -9), kept down longer than node_ttl, and started again on the same port with its
 // JetStream store. The parleyd processes stay up and reconnect by themselves; no node declares
-// the other dead (no leave for members that stayed connected); nothing is delivered twice;
+// the other dead (no leave for members that stayed connected), while a third node killed during
+// the second outage is dropped within the documented bound after it; nothing is delivered twice;
 // every sender's messages arrive in order; messages sent during the outage reach local members
 // at once and remote ones only if NATS carried them (README-cluster.md, "nats-server restarts");
 // everything sent after recovery arrives exactly once; counts and the admin survive, a room
@@ -18,6 +19,9 @@ const skip = !(process.env.PARLEYD && TEMPLATE) ? 'PARLEYD and PARLEY_NATS_CLUST
 if (skip && process.env.PARLEY_REQUIRE_SERVER === '1') throw new Error(`cannot run: ${skip}`);
 
 const NODE_TTL_MS = 1000; // as in the profile (heartbeat 200ms)
+const HEARTBEAT_MS = 200;
+// After its reconnect a node gives the others node_ttl + 1.25 x reconnect.max_wait (5 s default).
+const AFTER_RECONNECT_MS = NODE_TTL_MS + 1.25 * 5000 + HEARTBEAT_MS;
 const SEND_EVERY_MS = 60; // under transport-ws' per-connection rate (20/s)
 
 function adminToken() {
@@ -41,12 +45,13 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
     c.count = Number(w.payload);
     return c;
   };
-  const metricAll = async (name) => Promise.all(nodes.map((n) => n.metric(name)));
+  // A and B; C (a member's node, killed during the second outage) is left out.
+  const metricAll = async (name) => Promise.all(nodes.slice(0, 2).map((n) => n.metric(name)));
 
   before(async () => {
     nats = await startNats();
     const vars = { NATS: String(nats.port), CLUSTER: `r${process.pid}` };
-    for (let i = 0; i < 2; ++i) nodes.push(await startNode(TEMPLATE, vars));
+    for (let i = 0; i < 3; ++i) nodes.push(await startNode(TEMPLATE, vars));
     await clusterFormed(nodes);
   });
 
@@ -57,8 +62,8 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
   });
 
   it('SIGTERM and kill -9 of nats-server: recovery, no duplicates, order, membership kept', async () => {
-    const [A, B] = nodes;
-    const pids = nodes.map((n) => n.pid);
+    const [A, B, C] = nodes;
+    const pids = [A.pid, B.pid];
     const room = roomId();
     const admin = adminToken();
     const a1 = await join(A, room, admin.hash); // first joiner: the room's admin
@@ -67,6 +72,11 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
     const b2 = await join(B, room);
     assert.equal(b2.count, 4, 'B counts the members on A');
     for (const c of [a1, a2]) await c.wait((f) => f.type === 'join' && f.senderId === b2.id, 'A hears b2');
+    const c1 = await join(C, room); // its node dies during the second outage
+    assert.equal(c1.count, 5);
+    for (const c of [a1, a2, b1, b2]) await c.wait((f) => f.type === 'join' && f.senderId === c1.id, 'c1 heard');
+    const leavesOf = (c, who) => c.of((f) => f.type === 'leave' && f.senderId === who.id).length;
+    let tBack = 0;
 
     // Steady traffic: a1 (on A) and b1 (on B) each send `<name>:<n>` every SEND_EVERY_MS.
     const senders = [{ c: a1, name: 'a1', n: 0, local: a2, remote: [b1, b2] },
@@ -98,6 +108,7 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
         await nats.halt(signal);
         await until(async () => (await metricAll('parley_nats_connected')).every((v) => v === 0),
           'both nodes to notice the outage', 5000);
+        if (signal === 'SIGKILL') C.kill9(); // dies while nobody can hear it
         // A room created during the outage: its first joiner's admin claim needs JetStream KV.
         if (signal === 'SIGTERM') z = await join(B, room3, tz.hash);
         // Longer than node_ttl: silence caused by the outage must not make nodes drop each other.
@@ -106,6 +117,10 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
         await nats.restart();
         await until(async () => (await metricAll('parley_nats_connected')).every((v) => v === 1),
           `both nodes to reconnect after ${signal}`, 15_000);
+        if (signal === 'SIGKILL') {
+          tBack = Date.now();
+          for (const c of [a1, a2, b1, b2]) assert.equal(leavesOf(c, c1), 0, 'C not declared dead while offline');
+        }
         // Recovered once a message sent now crosses in both directions; from here on all arrive.
         const hi = senders.map((s) => s.n);
         await until(() => senders.every((s, i) => s.remote.every((c) => lastGot(c, s) > hi[i])),
@@ -122,10 +137,20 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
       'the last messages everywhere', 10_000);
     await sleep(300); // a late duplicate would show up now
 
-    // Members stayed connected and nobody was declared gone.
+    // C, dead since the outage, is dropped within node_ttl + the reconnect grace of the return.
+    for (const c of [a1, a2, b1, b2])
+      await until(() => leavesOf(c, c1) > 0, 'c1 to leave (C died)', AFTER_RECONNECT_MS + 3000);
+    const took = Date.now() - tBack;
+    assert.ok(took <= AFTER_RECONNECT_MS + 1500, `C dropped ${took} ms after the reconnect`);
+    console.log(`# C (killed during the outage) dropped ${took} ms after the reconnect`);
+
+    // Members stayed connected and nobody else was declared gone.
     for (const c of [a1, a2, b1, b2]) assert.equal(c.ws.readyState, 1, 'WebSocket still open');
-    for (const c of [a1, a2, b1, b2]) assert.equal(c.of((f) => f.type === 'leave').length, 0, 'no leave seen');
-    assert.deepEqual(await metricAll('parley_cluster_nodes_expired_total'), [0, 0], 'no node expired');
+    for (const c of [a1, a2, b1, b2]) {
+      assert.equal(c.of((f) => f.type === 'leave' && f.senderId !== c1.id).length, 0, 'no other leave seen');
+      assert.equal(leavesOf(c, c1), 1, 'one leave for c1');
+    }
+    assert.deepEqual(await metricAll('parley_cluster_nodes_expired_total'), [1, 1], 'only C expired');
     assert.deepEqual(await metricAll('parley_cluster_nodes'), [1, 1]);
     assert.deepEqual(await metricAll('parley_nats_reconnects_total'), [2, 2], 'one reconnect per outage');
     assert.deepEqual(await metricAll('parley_cluster_remote_members'), [3, 2], 'remote member counts (z is on B)');
