@@ -1,5 +1,5 @@
 # Fuzz smoke in the default test run: a separate clang build of the fuzz targets, each run for a
-# bounded time (PARLEY_FUZZ_SECONDS, default 15; 5 targets). Long runs: scripts/fuzz.
+# bounded time (PARLEY_FUZZ_SECONDS, default 15; 6 targets). Long runs: scripts/fuzz.
 set(PARLEY_FUZZ_SECONDS 15 CACHE STRING "Seconds per fuzz target in the test run")
 if(NOT PARLEY_FUZZ)
   add_test(NAME fuzz.smoke
