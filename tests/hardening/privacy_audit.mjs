@@ -1,5 +1,6 @@
-// Privacy audit: one parleyd with log.level debug runs link-room (store-pg history, a room
-// password), bench (admin token) and the relay blob API (signed requests) through a scenario;
+// Privacy audit: one parleyd with log.level trace (debug and below) runs link-room (store-pg
+// history, a room password), bench (admin token) and the relay blob API (signed requests)
+// through a scenario;
 // bench also sends an image and issues a federation pairing token (claimed: no park here);
 // then no plaintext, room key, room password, admin token, identity private key or client
 // address (127.0.0.1 in any form) may appear in parleyd's output or in a pg_dump of the
@@ -91,7 +92,7 @@ test('privacy audit: logs and PostgreSQL hold no secrets, no client address, no 
 profile: privacy-audit
 state_dir: ${tmp}/state
 store: db
-log: {level: debug, format: json}
+log: {level: trace, format: json}   # trace: everything debug logs and more
 drain: {grace: 200ms}
 plugins:
   - name: db

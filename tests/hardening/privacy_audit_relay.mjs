@@ -1,13 +1,15 @@
-// Privacy audit of the relay profile (etc/relay.yaml's shape on store-pg, log.level debug): four
-// identities prove their Ed25519 keys, two on the relay WebSocket dialect (/ws) and two through
-// npm socket.io-client (/socket.io/); they exchange blobs over the signed HTTP API with
-// join_blob/refresh, run a call (offer/answer/ICE candidates with realistic SDP, an end-to-end
-// payload, call_state) through the signaling plugin and ask for TURN credentials, before and
-// after the TURN secret file is rotated. Clients connect from a distinctive loopback address.
-// Then neither parleyd's output nor a pg_dump may contain an identity secret key, a signature,
-// a challenge nonce, the TURN secret, an issued TURN credential, SDP/ICE content or a client
-// or candidate address (raw, hex, base64, base64url); key hashes, public keys and blob ids stay
-// out of the log; stored blobs keep no send time (only a blurred, minute-granular expiry).
+// Privacy audit of the relay profile (etc/relay.yaml's shape, on store-pg, log.level trace:
+// debug and below). Four identities prove their Ed25519 keys, two on the relay WebSocket
+// dialect (/ws) and two through npm socket.io-client (/socket.io/), with refused attempts too;
+// they exchange blobs over the signed HTTP API with join_blob/refresh, run calls through the
+// signaling plugin (offer/answer/ICE candidates with realistic SDP, an end-to-end payload,
+// call_state, error paths) and ask for TURN credentials before and after the TURN secret file
+// is rotated; `parley ctl reload`. Clients connect from a distinctive loopback address.
+// Then neither parleyd's output, nor its state directory, nor a pg_dump may hold an identity
+// secret key, a signature, a challenge nonce, the TURN secret, an issued TURN credential,
+// SDP/ICE content, the database password or a client or candidate address (raw, hex, base64,
+// base64url, JSON-escaped); key hashes, public keys and blob ids stay out of the log; stored
+// blobs keep no send time (only a blurred, minute-granular expiry, no other column).
 // Run under tests/integration/pg_env.sh. Env: PARLEYD, PARLEY_CLI, PARLEY_TEST_PG.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,7 +224,7 @@ test('privacy audit, relay profile: /ws, Socket.IO, signaling and TURN leave no 
 profile: privacy-audit-relay
 state_dir: ${tmp}/state
 store: blobs
-log: {level: debug, format: json}
+log: {level: trace, format: json}   # trace: everything debug logs and more
 drain: {grace: 200ms}
 plugins:
   - name: blobs
