@@ -637,7 +637,9 @@ void Cluster::on_tick() {
     std::string hb;
     {
         std::lock_guard lk(mu_);
-        hb = heartbeat_locked();
+        // Offline, a heartbeat would only fill cnats' reconnect buffer with stale member sets
+        // (crowding out room frames); on_link sends a fresh one on reconnect.
+        if (online_) hb = heartbeat_locked();
         auto now = Clock::now();
         for (auto it = nodes_.begin(); it != nodes_.end();) {
             if (!online_ || now - it->second.seen <= ttl_) {
@@ -661,7 +663,7 @@ void Cluster::on_tick() {
             std::all_of(nodes_.begin(), nodes_.end(), [&](auto& kv) { return node_ < kv.first; });
         if (!cleaner) emptied.clear();
     }
-    send(prefix_ + ".n", std::move(hb));
+    if (!hb.empty()) send(prefix_ + ".n", std::move(hb));
     if (!fw.empty())
         host_.logf(PARLEY_LOG_INFO, "cluster: a node timed out; %zu members left with it",
                    fw.size());
