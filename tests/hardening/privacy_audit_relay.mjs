@@ -4,7 +4,8 @@
 // they exchange blobs over the signed HTTP API with join_blob/refresh, run calls through the
 // signaling plugin (offer/answer/ICE candidates with realistic SDP, an end-to-end payload,
 // call_state, error paths) and ask for TURN credentials before and after the TURN secret file
-// is rotated; `parley ctl reload`. Clients connect from a distinctive loopback address.
+// is rotated; then a reload to compat mode (Relay's unproven clients: claimed key hashes)
+// and the same on /ws and Socket.IO. Clients connect from a distinctive loopback address.
 // Then neither parleyd's output, nor its state directory, nor a pg_dump may hold an identity
 // secret key, a signature, a challenge nonce, the TURN secret, an issued TURN credential,
 // SDP/ICE content, the database password or a client or candidate address (raw, hex, base64,
@@ -419,12 +420,41 @@ plugins:
     }
     assert.ok(rotated, 'the rotated TURN secret was not picked up');
 
-    // The control socket (its commands are logged at debug level, which shows the level was on)
-    // and a reload: the relay and signaling plugins re-read the allowlist and the TURN secret.
-    const ctl = (cmd) => execFileSync(CLI, ['ctl', '--profile', profile, cmd], { stdio: 'pipe' }).toString();
-    ctl('reload');
-    ctl('status');
     for (const s of open) (s.ws ? s.ws.close() : s.close());
+    await sleep(300);
+
+    // ---- compat mode (Relay's unmodified clients: claimed, unproven key hashes) ----
+    // Applied by a reload through the control socket, whose commands are logged at debug level
+    // (which shows the level was on); the relay and signaling plugins re-read their config.
+    const ctl = (cmd) => execFileSync(CLI, ['ctl', '--profile', profile, cmd], { stdio: 'pipe' }).toString();
+    fs.writeFileSync(profile, fs.readFileSync(profile, 'utf8').replace('mode: secure', 'mode: compat'));
+    ctl('reload');
+    const e = wsClient(port); open.push(e);
+    await e.event('challenge');
+    e.send({ type: 'join_blob', keyHash: carol.keyHash });
+    const g = sioClient(url); open.push(g);
+    await g.next('challenge');
+    await sleep(200);
+    await postBlob(alice, carol);
+    await e.event('refresh');
+    const croom = derivedRoom(carol.keyHash, dave.keyHash);
+    e.emit('join_room', croom, carol.keyHash, [carol.keyHash, dave.keyHash]);
+    assert.deepEqual((await e.event('members')).args[0], []);
+    const gm = g.next('members');
+    g.emit('join_room', croom, dave.keyHash, [carol.keyHash, dave.keyHash]);
+    const [{ id: carolId }] = (await gm)[0];
+    const { id: daveId } = (await e.event('peer_joined')).args[0];
+    const coffer = { type: 'offer', sdp: makeSdp('offer', secrets, 'compatOffer') };
+    sig = g.next('signal');
+    e.emit('signal', { to: daveId, type: 'offer', sdp: coffer });
+    assert.deepEqual((await sig)[0], { from: carolId, type: 'offer', sdp: coffer });
+    g.emit('signal', { to: carolId, candidate: makeCandidate(secrets, 'compatCand') });
+    assert.equal((await e.event('signal')).args[0].candidate.candidate, secrets.compatCandCandidate);
+    tc = g.next('turn_credentials');
+    g.emit('turn_credentials');
+    assert.ok(turnValid(turnSecret2, await turn(async () => (await tc)[0])));
+    ctl('status');
+    for (const s of [e, g]) (s.ws ? s.ws.close() : s.close());
     await sleep(300);
 
     // ---- PostgreSQL ----
@@ -432,7 +462,7 @@ plugins:
     assert.deepEqual(psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'blobs' ORDER BY 1"),
       ['data', 'expires_at', 'id', 'recipient'], 'the blobs table gained a column (a send time?)');
     const expiries = psql('SELECT extract(epoch from expires_at) FROM blobs').map(Number);
-    assert.equal(expiries.length, 2, 'two blobs left (one was deleted)');
+    assert.equal(expiries.length, 3, 'three blobs left (one was deleted)');
     const midnight = Math.floor(sentAt / 86400_000) * 86400;
     for (const e of expiries) {
       assert.equal(e % 60, 0, `blob expiry ${e} has sub-minute precision`);
