@@ -255,9 +255,10 @@ plugins:
       permissions_policy: "camera=(self), microphone=(self), display-capture=(self)"
 `);
   const logFile = path.join(tmp, 'parleyd.log');
-  const d = await startParleyd({ profile, port, logFile });
+  let d;
   const open = [];
   try {
+    d = await startParleyd({ profile, port, logFile });
     const sentAt = Date.now();
     const markers = [];
     const postBlob = async (from, to) => {
@@ -514,7 +515,7 @@ plugins:
     assert.deepEqual(leaks, [], `leaks:\n${leaks.join('\n')}`);
   } finally {
     for (const s of open) try { s.ws ? s.ws.terminate() : s.close(); } catch { /* closed */ }
-    await d.stop();
+    await d?.stop();
     if (!process.env.PRIVACY_AUDIT_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
     else console.log(`kept ${tmp}`);
   }
