@@ -41,7 +41,6 @@ namespace parley::federation {
 namespace {
 
 using envelope::Envelope;
-using envelope::hmac;
 using envelope::same;
 using envelope::token_id;
 using envelope::Verdict;
@@ -175,7 +174,7 @@ class Authenticated final : public Mode {
         sodium_memzero(d, sizeof d);
         auto h = room_hash(room);
         auto tid = token_id(digest);
-        std::string body = tid + hmac(digest, {"claim", std::string_view("\0", 1), pk_str_, h});
+        std::string body = tid + envelope::claim_proof(digest, pk_str_, h);
         body.append(bench);
         {
             std::lock_guard lk(mu_);
@@ -290,15 +289,14 @@ class Authenticated final : public Mode {
 
     // On the bench that issued the token.
     void on_claim(std::string_view, const std::string& h, const Envelope& e) {
-        if (e.body.size() < 16 + 32 + 1) return host_.add(m_.d_malformed);
-        auto tid = e.body.substr(0, 16);
-        auto proof = e.body.substr(16, 32);
-        auto claimer = e.body.substr(48);
+        envelope::Claim c;
+        if (!envelope::parse_claim(e.body, c)) return host_.add(m_.d_malformed);
+        auto tid = c.token_id;
+        auto claimer = c.bench;
         auto found = tokens_.find_by_id(tid, &token_id);
         if (!found) return; // another bench's token: every bench of the park sees every claim
         auto& [digest, room] = *found;
-        if (room_hash(room) != h ||
-            !same(proof, hmac(digest, {"claim", std::string_view("\0", 1), e.origin, h}))) {
+        if (room_hash(room) != h || !same(c.proof, envelope::claim_proof(digest, e.origin, h))) {
             // Someone replays a claim's token id with another key or room: not the holder.
             host_.add(m_.d_forged);
             return;
@@ -320,7 +318,7 @@ class Authenticated final : public Mode {
             r.peers[std::string(e.origin)] = std::string(claimer);
         }
         std::string body(e.origin);
-        body += hmac(digest, {"approve", std::string_view("\0", 1), pk_str_, e.origin, h});
+        body += envelope::approve_proof(digest, pk_str_, e.origin, h);
         body.append(my_bench());
         send('A', subject, std::move(body));
         host_.add(m_.paired);
@@ -330,17 +328,16 @@ class Authenticated final : public Mode {
 
     // On the claiming bench.
     void on_approve(const std::string& h, const Envelope& e) {
-        if (e.body.size() < 32 + 32) return host_.add(m_.d_malformed);
-        if (e.body.substr(0, 32) != pk_str_) return; // another bench's approval
-        auto proof = e.body.substr(32, 32);
-        auto approver = e.body.substr(64);
+        envelope::Approve a;
+        if (!envelope::parse_approve(e.body, a)) return host_.add(m_.d_malformed);
+        if (a.claimer != pk_str_) return; // another bench's approval
+        auto approver = a.bench;
         Pending p;
         {
             std::lock_guard lk(mu_);
             auto it = pending_.find(h);
             if (it == pending_.end() || it->second.expires <= Clock::now() ||
-                !same(proof, hmac(it->second.digest,
-                                  {"approve", std::string_view("\0", 1), e.origin, pk_str_, h}))) {
+                !same(a.proof, envelope::approve_proof(it->second.digest, e.origin, pk_str_, h))) {
                 host_.add(m_.d_forged);
                 return;
             }
@@ -358,18 +355,19 @@ class Authenticated final : public Mode {
     }
 
     void on_reject(const std::string& h, const Envelope& e) {
-        if (e.body.size() < 32 + 16) return host_.add(m_.d_malformed);
-        if (e.body.substr(0, 32) != pk_str_) return;
+        envelope::Reject rj;
+        if (!envelope::parse_reject(e.body, rj)) return host_.add(m_.d_malformed);
+        if (rj.claimer != pk_str_) return;
         parley_t_conn_id conn = 0;
         std::string sender;
         {
             std::lock_guard lk(mu_);
             auto it = pending_.find(h);
-            if (it == pending_.end() || !same(it->second.tid, e.body.substr(32, 16))) return;
+            if (it == pending_.end() || !same(it->second.tid, rj.token_id)) return;
             conn = it->second.conn;
             sender = it->second.sender;
         }
-        std::string reason(e.body.substr(48));
+        std::string reason(rj.reason);
         for (auto& c : reason)
             if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
         if (reason.size() > 64) reason.resize(64);

@@ -127,6 +127,34 @@ bool same(std::string_view a, std::string_view b) {
     return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+bool parse_claim(std::string_view body, Claim& c) {
+    if (body.size() < 16 + 32 + 1) return false;
+    c = Claim{body.substr(0, 16), body.substr(16, 32), body.substr(48)};
+    return true;
+}
+
+bool parse_approve(std::string_view body, Approve& a) {
+    if (body.size() < 32 + 32) return false;
+    a = Approve{body.substr(0, 32), body.substr(32, 32), body.substr(64)};
+    return true;
+}
+
+bool parse_reject(std::string_view body, Reject& r) {
+    if (body.size() < 32 + 16) return false;
+    r = Reject{body.substr(0, 32), body.substr(32, 16), body.substr(48)};
+    return true;
+}
+
+std::string claim_proof(std::string_view digest, std::string_view claimer_key,
+                        std::string_view hash) {
+    return hmac(digest, {"claim", std::string_view("\0", 1), claimer_key, hash});
+}
+
+std::string approve_proof(std::string_view digest, std::string_view approver_key,
+                          std::string_view claimer_key, std::string_view hash) {
+    return hmac(digest, {"approve", std::string_view("\0", 1), approver_key, claimer_key, hash});
+}
+
 bool Window::accept(uint64_t seq) {
     if (seq > max) {
         uint64_t shift = seq - max;

@@ -55,6 +55,25 @@ std::string token_id(std::string_view digest);
 std::string hmac(std::string_view key, std::initializer_list<std::string_view> parts);
 bool same(std::string_view a, std::string_view b); // constant time for equal sizes
 
+// Pairing bodies (format in federation.cpp); views point into the body. False when too short.
+struct Claim {
+    std::string_view token_id, proof, bench; // 16 | 32 | at least 1
+};
+struct Approve {
+    std::string_view claimer, proof, bench; // 32 | 32 | any
+};
+struct Reject {
+    std::string_view claimer, token_id, reason; // 32 | 16 | any
+};
+bool parse_claim(std::string_view body, Claim& c);
+bool parse_approve(std::string_view body, Approve& a);
+bool parse_reject(std::string_view body, Reject& r);
+// HMACs under the token's SHA-256 `digest`, bound to the keys and the room hash.
+std::string claim_proof(std::string_view digest, std::string_view claimer_key,
+                        std::string_view hash);
+std::string approve_proof(std::string_view digest, std::string_view approver_key,
+                          std::string_view claimer_key, std::string_view hash);
+
 // Replay window per origin: the highest sequence seen and a bitmap of the 64 before it.
 struct Window {
     uint64_t max = 0;

@@ -1,10 +1,13 @@
-// libFuzzer target for the dialects' envelope parsers (link, bench, raw): the bytes become a
-// script of upgrades, text/binary messages, closes and clock steps played against real
-// dialect sessions on the SDK's FakeHost, through a fake Conn. Besides the sanitizers it checks:
+// libFuzzer target for the dialects' envelope parsers (link, bench, raw, relay, Socket.IO): the
+// bytes become a script of upgrades, text/binary messages, closes and clock steps played against
+// real dialect sessions on the SDK's FakeHost, through a fake Conn. Besides the sanitizers it
+// checks:
 //   - the dialect never misuses the host ABI (FakeHost::violations(): double frame release,
 //     host calls after destroy, exceptions crossing a hook);
 //   - no frame leaks once every session has closed and the host is gone;
-//   - close codes and reasons are valid for a Close frame.
+//   - close codes and reasons are valid for a Close frame;
+//   - relay and Socket.IO admit a good proof of the allowlisted test key and never a bad one
+//     (auth mode, below).
 //
 // Input: byte 0 picks the dialect (% 5: link, bench, raw, relay, socketio; one this build does
 // not have yet makes the input a no-op, so the target picks new dialects up as they land; bit 0

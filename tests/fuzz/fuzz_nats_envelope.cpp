@@ -14,6 +14,10 @@
 //          flags bits 0-1 signer (0 P, 1 Q, 2 S, 3 origin P signed by Q), bits 2-4 route
 //          (kRoutes: subject signed for / subject delivered on), bit 5 xor the byte at pos,
 //          bit 6 truncate to pos. kind & 7: 0-3 'M', 4 'C', 5 'A', 6 'R', 7 the raw byte.
+//          Pairing kinds with kind bit 3: the harness writes the body's proof part, from the
+//          pairing token's digest (bit 4: another digest), for the origin's key (bit 5:
+//          another key) and room1's hash (bit 6: room2's); an approval names us (bit 7: Q) as
+//          the claimer. The fuzzed body follows it.
 // Checks (besides the sanitizers), against a model of its own (own prehash per the format in
 // federation.cpp, own skew arithmetic, exact replay-window model):
 //   - nothing is accepted unless it is byte for byte what the origin's key signed, for the
@@ -21,7 +25,10 @@
 //     within the skew bound, and not accepted before from that origin;
 //   - every such genuine message is accepted unless the window model says it is a replay, and
 //     its verdict is exactly stale / replay / own / unpaired when the model says so;
-//   - parse(unsigned_envelope + sign) gives back every field.
+//   - parse(unsigned_envelope + sign) gives back every field;
+//   - an accepted pairing message's proof passes the plugin's check (claim_proof /
+//     approve_proof under the token's digest, as this bench S holding the token for room1 would
+//     run it) exactly when it was made from the right digest, key, room hash and claimer.
 #include "federation_envelope.hpp"
 
 #include <sodium.h>
@@ -111,6 +118,14 @@ struct Model {
     }
 };
 
+// The pairing token this bench issued for room1 (its SHA-256 is all a bench keeps).
+std::string digest_of(char fill) {
+    std::string token(32, fill);
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(d, reinterpret_cast<const unsigned char*>(token.data()), token.size());
+    return std::string(reinterpret_cast<char*>(d), sizeof d);
+}
+
 bool paired(std::string_view hash, std::string_view origin) {
     return hash == fx().h1 && origin == fx().p.pub();
 }
@@ -155,6 +170,45 @@ void raw(const uint8_t* data, size_t size, bool room) {
     }
 }
 
+// What the plugin's on_claim / on_approve / on_reject check of an accepted pairing message,
+// on bench S that issued the token kDigest for room1.
+void check_pairing(const Envelope& e, bool made, bool right_digest, bool right_key, bool right_hash,
+                   bool to_us) {
+    bool right = right_digest && right_key && right_hash;
+    const auto& f = fx();
+    static const std::string kDigest = digest_of('T');
+    std::string_view h = subject_hash(f.pair1);
+    if (e.kind == 'C') {
+        Claim c;
+        bool ok = parse_claim(e.body, c);
+        CHECK(ok == (e.body.size() >= 49));
+        if (!ok) return;
+        CHECK(c.token_id.size() == 16 && c.proof.size() == 32 && !c.bench.empty());
+        CHECK(c.token_id.data() + 16 == c.proof.data() && c.proof.data() + 32 == c.bench.data());
+        bool valid =
+            c.token_id == token_id(kDigest) && same(c.proof, claim_proof(kDigest, e.origin, h));
+        if (made) CHECK(valid == right);
+    } else if (e.kind == 'A') {
+        Approve a;
+        bool ok = parse_approve(e.body, a);
+        CHECK(ok == (e.body.size() >= 64));
+        if (!ok) return;
+        CHECK(a.claimer.size() == 32 && a.proof.size() == 32 &&
+              a.bench.size() == e.body.size() - 64);
+        bool valid =
+            a.claimer == f.s.pub() && same(a.proof, approve_proof(kDigest, e.origin, f.s.pub(), h));
+        if (made) CHECK(valid == (right && to_us));
+    } else if (e.kind == 'R') {
+        Reject r;
+        bool ok = parse_reject(e.body, r);
+        CHECK(ok == (e.body.size() >= 48));
+        if (!ok) return;
+        CHECK(r.claimer.size() == 32 && r.token_id.size() == 16);
+        bool ours = r.claimer == f.s.pub() && same(r.token_id, token_id(kDigest));
+        if (made) CHECK(ours == (to_us && right_digest));
+    }
+}
+
 struct Route {
     int signed_for, delivered_on; // indexes into subjects below
 };
@@ -195,8 +249,24 @@ void script(const uint8_t* data, size_t size) {
         len = std::min(len, size - i);
         std::string body(reinterpret_cast<const char*>(data + i), len);
         i += len;
-
         const Key& origin_key = signer == 1 ? f.q : signer == 2 ? f.s : f.p;
+        // A pairing body with a proof part of the harness's making (see the header).
+        static const std::string kDigest = digest_of('T'), kOther = digest_of('U');
+        bool made = (r[1] & 7) >= 4 && (r[1] & 7) <= 6 && (r[1] & 8);
+        bool right_digest = !(r[1] & 0x10), right_key = !(r[1] & 0x20), right_hash = !(r[1] & 0x40),
+             to_us = !(r[1] & 0x80);
+        if (made) {
+            const std::string& d = right_digest ? kDigest : kOther;
+            std::string bound = right_key                       ? origin_key.pub()
+                                : origin_key.pub() == f.q.pub() ? f.p.pub()
+                                                                : f.q.pub();
+            const std::string& h = right_hash ? f.h1 : f.h2;
+            std::string claimer = to_us ? f.s.pub() : f.q.pub();
+            if (kind == 'C') body = token_id(d) + claim_proof(d, bound, h) + body + "b";
+            if (kind == 'A') body = claimer + approve_proof(d, bound, claimer, h) + body;
+            if (kind == 'R') body = claimer + token_id(d) + body;
+        }
+
         const Key& signing_key = signer == 1 || signer == 3 ? f.q : signer == 2 ? f.s : f.p;
         const std::string& signed_subj = subjects[route.signed_for];
         const std::string& subj = subjects[route.delivered_on];
@@ -220,6 +290,7 @@ void script(const uint8_t* data, size_t size) {
             CHECK(genuine && signer != 2 && in_skew(ts) && signed_by(e.origin, subj, msg));
             CHECK(e.origin == origin_key.pub() && e.seq == seq && e.body == body);
             if (on_room) CHECK(signer == 0 && kind == 'M' && subj == f.room1);
+            if (!on_room) check_pairing(e, made, right_digest, right_key, right_hash, to_us);
         }
         CHECK(within_skew(kNow, ts, kSkew) == in_skew(ts));
         if (msg.size() < kHeader + kSig) CHECK(v == Verdict::malformed);

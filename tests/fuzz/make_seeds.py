@@ -232,6 +232,12 @@ def nats_envelope_seeds():
         srec(signer=0, route=2, kind=5, body=b"a" * 70) + srec(signer=1, route=2, kind=4, seqd=0) +
         srec(signer=1, route=2, kind=6, seqd=-2 & 0xFF) + srec(signer=2, route=2, kind=4) +
         srec(signer=0, route=2, kind=7, seqd=0))
+    # Pairing bodies whose proof part the harness writes (kind bit 3; bits 4-7 spoil one input).
+    put("nats_envelope", "script_pairing_proofs", b"\x02" + b"".join(
+        srec(signer=s, route=2, kind=k | 8 | spoil, body=b"bench-" + bytes([0x61 + n]))
+        for n, (s, k, spoil) in enumerate([(1, 4, 0), (0, 5, 0), (0, 6, 0), (1, 4, 0x10), (1, 4, 0x20),
+                                           (1, 4, 0x40), (0, 5, 0x80), (0, 5, 0x20), (0, 6, 0x10),
+                                           (0, 6, 0x80)])))
 
 
 nats_envelope_seeds()
