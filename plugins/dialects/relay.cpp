@@ -90,7 +90,9 @@ bool parse_frame(std::string_view msg, RelayFrame& f) {
     return have_type;
 }
 
-std::optional<std::string> b64_decode(std::string_view in, size_t max) {
+} // namespace
+
+std::optional<std::string> relay_b64_decode(std::string_view in, size_t max) {
     std::string out(max, '\0');
     size_t len = 0;
     for (int variant : {sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING})
@@ -101,8 +103,6 @@ std::optional<std::string> b64_decode(std::string_view in, size_t max) {
         }
     return std::nullopt;
 }
-
-} // namespace
 
 std::string relay_b64(std::string_view raw) {
     std::string out(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
@@ -279,8 +279,8 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
     }
 
     void authenticate(Conn& c, std::string_view pk_b64, std::string_view sig_b64) {
-        auto pk = b64_decode(pk_b64, 64);
-        auto sig = b64_decode(sig_b64, 128);
+        auto pk = relay_b64_decode(pk_b64, 64);
+        auto sig = relay_b64_decode(sig_b64, 128);
         if (!pk || pk->size() != crypto_sign_PUBLICKEYBYTES || !sig ||
             sig->size() != crypto_sign_BYTES)
             return refuse(c);

@@ -5,6 +5,7 @@
 
 #include "dialect.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,8 @@ inline constexpr std::string_view kRelayAuthPrefix = "parley-relay-auth-v1\n";
 std::string relay_auth_message(std::string_view nonce);
 // Standard base64 with padding.
 std::string relay_b64(std::string_view raw);
+// Standard base64, padded or not (clients differ), into at most `max` bytes.
+std::optional<std::string> relay_b64_decode(std::string_view in, size_t max);
 std::string relay_key_hash(std::string_view raw_ed25519_pk);
 
 // Key hashes are compared in lowercase (Relay's clients send lowercase hex; case is not

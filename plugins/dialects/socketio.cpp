@@ -30,16 +30,6 @@ std::string query_param(std::string_view q, std::string_view name) {
     return {};
 }
 
-std::optional<std::string> b64_decode(std::string_view in, size_t max) {
-    std::string out(max, '\0');
-    size_t len = 0;
-    if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(),
-                          in.size(), nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
-        return std::nullopt;
-    out.resize(len);
-    return out;
-}
-
 std::string event(std::string_view name, std::string_view args_json = {}) {
     std::string s = R"(42[")" + json_escape(name) + '"';
     if (!args_json.empty()) s += "," + std::string(args_json);
@@ -217,8 +207,8 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
             root["args"].at(0)["publicKey"].get(pk_b64) != simdjson::SUCCESS ||
             root["args"].at(0)["signature"].get(sig_b64) != simdjson::SUCCESS)
             return refuse(c);
-        auto pk = b64_decode(pk_b64, 64);
-        auto sig = b64_decode(sig_b64, 128);
+        auto pk = relay_b64_decode(pk_b64, 64);
+        auto sig = relay_b64_decode(sig_b64, 128);
         if (!pk || pk->size() != crypto_sign_PUBLICKEYBYTES || !sig ||
             sig->size() != crypto_sign_BYTES || nonce_.empty())
             return refuse(c);

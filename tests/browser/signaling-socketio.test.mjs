@@ -73,14 +73,16 @@ function next(s, event, ms = 5000) {
   });
 }
 
-async function authed(m) {
+async function authed(m, { unpadded = false } = {}) {
   const s = open();
   const [ch] = await next(s, 'challenge');
   assert.equal(Buffer.from(ch.nonce, 'base64').length, 32);
   assert.ok(s.connected && typeof s.id === 'string');
   const sig = nacl.sign.detached(Buffer.from(`parley-relay-auth-v1\n${ch.nonce}`, 'utf8'), m.keyPair.secretKey);
   const got = next(s, 'authed');
-  s.emit('auth', { publicKey: b64(m.keyPair.publicKey), signature: b64(sig) });
+  // Like /ws, padded or unpadded base64 (clients differ).
+  const enc = (x) => (unpadded ? b64(x).replace(/=+$/, '') : b64(x));
+  s.emit('auth', { publicKey: enc(m.keyPair.publicKey), signature: enc(sig) });
   const [a] = await got;
   assert.equal(a.keyHash, m.keyHash);
   return s;
@@ -116,6 +118,11 @@ test('connect, prove identity, join_blob: a blob POST for us emits refresh', asy
   const err = next(s, 'error');
   s.emit('join_blob', m2.keyHash);
   assert.equal((await err)[0].error, 'not allowed');
+  s.close();
+});
+
+test('auth accepts unpadded base64 as /ws does', async () => {
+  const s = await authed(members[0], { unpadded: true });
   s.close();
 });
 
