@@ -5,9 +5,10 @@
 // and kill -9 of one node makes the others see its members leave within node_ttl + heartbeat.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 
-import { client, clusterFormed, sleep, startNats, startNode, until } from './lib/nats_cluster.mjs';
+import {
+  adminToken, benchJoin, clusterFormed, roomId, sleep, startNats, startNode, until,
+} from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_PROFILE;
 const skip = !(process.env.PARLEYD && TEMPLATE) ? 'PARLEYD and PARLEY_NATS_CLUSTER_PROFILE not set' : false;
@@ -16,26 +17,12 @@ if (skip && process.env.PARLEY_REQUIRE_SERVER === '1') throw new Error(`cannot r
 const HEARTBEAT_MS = 200; // as in the profile
 const NODE_TTL_MS = 1000;
 
-function adminToken() {
-  const raw = crypto.randomBytes(32);
-  return { token: raw.toString('base64'), hash: crypto.createHash('sha256').update(raw).digest('hex') };
-}
-const roomId = () => crypto.randomBytes(8).toString('hex');
-const wsUrl = (node) => `${node.url.replace('http', 'ws')}/ws`;
 
 describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
   let nats;
   const nodes = [];
   const clients = [];
-  const join = async (node, room, adminHash = '') => {
-    const c = await client(wsUrl(node));
-    clients.push(c);
-    c.send({ type: 'join', roomId: room, adminHash });
-    const w = await c.wait((f) => f.type === 'welcome', 'welcome');
-    c.id = w.senderId;
-    c.count = Number(w.payload);
-    return c;
-  };
+  const join = (node, room, adminHash = '') => benchJoin(clients, node, room, adminHash);
 
   before(async () => {
     nats = await startNats();

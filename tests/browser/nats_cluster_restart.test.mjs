@@ -10,9 +10,10 @@
 // created during the outage gets its admin once NATS is back, and set-once works again.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 
-import { client, clusterFormed, sleep, startNats, startNode, until } from './lib/nats_cluster.mjs';
+import {
+  adminToken, benchJoin, clusterFormed, roomId, sleep, startNats, startNode, until,
+} from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_PROFILE;
 const skip = !(process.env.PARLEYD && TEMPLATE) ? 'PARLEYD and PARLEY_NATS_CLUSTER_PROFILE not set' : false;
@@ -24,27 +25,13 @@ const HEARTBEAT_MS = 200;
 const AFTER_RECONNECT_MS = NODE_TTL_MS + 1.25 * 5000 + HEARTBEAT_MS;
 const SEND_EVERY_MS = 60; // under transport-ws' per-connection rate (20/s)
 
-function adminToken() {
-  const raw = crypto.randomBytes(32);
-  return { token: raw.toString('base64'), hash: crypto.createHash('sha256').update(raw).digest('hex') };
-}
-const roomId = () => crypto.randomBytes(8).toString('hex');
-const wsUrl = (node) => `${node.url.replace('http', 'ws')}/ws`;
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 60_000 }, () => {
   let nats;
   const nodes = [];
   const clients = [];
-  const join = async (node, room, adminHash = '') => {
-    const c = await client(wsUrl(node));
-    clients.push(c);
-    c.send({ type: 'join', roomId: room, adminHash });
-    const w = await c.wait((f) => f.type === 'welcome', 'welcome');
-    c.id = w.senderId;
-    c.count = Number(w.payload);
-    return c;
-  };
+  const join = (node, room, adminHash = '') => benchJoin(clients, node, room, adminHash);
   // A and B; C (a member's node, killed during the second outage) is left out.
   const metricAll = async (name) => Promise.all(nodes.slice(0, 2).map((n) => n.metric(name)));
 

@@ -1,6 +1,7 @@
 // Helpers for the cluster-mode tests: a real nats-server with JetStream on loopback, parleyd
 // nodes sharing it, and a small message-collecting WebSocket client.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -10,6 +11,26 @@ import WebSocket from 'ws';
 import { freePort, startParleyd, writeProfile } from './harness.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A BenchTalks admin token and the hash a first joiner presents.
+export function adminToken() {
+  const raw = crypto.randomBytes(32);
+  return { token: raw.toString('base64'), hash: crypto.createHash('sha256').update(raw).digest('hex') };
+}
+export const roomId = () => crypto.randomBytes(8).toString('hex');
+export const wsUrl = (node) => `${node.url.replace('http', 'ws')}/ws`;
+
+// Joins a bench room on `node`; the client (kept in `clients` for clean-up) carries its
+// senderId and the welcome's member count.
+export async function benchJoin(clients, node, room, adminHash = '') {
+  const c = await client(wsUrl(node));
+  clients.push(c);
+  c.send({ type: 'join', roomId: room, adminHash });
+  const w = await c.wait((f) => f.type === 'welcome', 'welcome');
+  c.id = w.senderId;
+  c.count = Number(w.payload);
+  return c;
+}
 
 export async function until(fn, what, timeout = 5000) {
   const deadline = Date.now() + timeout;
