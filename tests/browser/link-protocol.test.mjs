@@ -44,7 +44,15 @@ function client(room, id) {
   const c = {
     ws, frames, closedP,
     get closed() { return closed; },
-    open: () => new Promise((r, j) => { ws.once('open', r); ws.once('error', j); }),
+    // Several clients open at once and are awaited in turn: one may be open (or closed) before
+    // its turn, when a listener added now would never fire.
+    open: () => new Promise((r, j) => {
+      if (ws.readyState === WebSocket.OPEN) return r();
+      if (ws.readyState !== WebSocket.CONNECTING) return j(new Error(`closed (${closed})`));
+      ws.once('open', r);
+      ws.once('error', j);
+      ws.once('close', () => j(new Error(`closed (${closed})`)));
+    }),
     send: (o) => ws.send(typeof o === 'string' ? o : JSON.stringify(o)),
     wait(pred, ms = 5000) {
       const hit = frames.find(pred);
