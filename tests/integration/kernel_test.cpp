@@ -719,6 +719,11 @@ std::string expand_expectation(const std::string& e, const std::string& file,
     return out;
 }
 
+// An ELF-like header with embedded NULs: the length comes from the array, not a hand count
+// (a miscounted 36 read past the literal's end, found by ASan).
+constexpr char kBinaryJunk[] = "\x7f"
+                               "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0{[\x01\xff\xfe:\x80]]\n\t- : :";
+
 TEST_F(KernelTest, CheckConfigRefusesBadProfiles) {
     const std::string head = "profile: kt-bad\nstate_dir: {STATE}\nplugin_path: [{TESTPLUGINS}]\n";
     const std::string svc = "plugins:\n  - name: svc\n    plugin: test-service\n    config:\n";
@@ -837,9 +842,7 @@ TEST_F(KernelTest, CheckConfigRefusesBadProfiles) {
          {"{FILE}:{LINE:plugns}:1: error: plugns: unknown key 'plugns'; did you mean 'plugins'?"}},
         {"malformed YAML (binary junk)",
          "",
-         std::string("\x7f"
-                     "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0{[\x01\xff\xfe:\x80]]\n\t- : :",
-                     36),
+         std::string(std::begin(kBinaryJunk), std::end(kBinaryJunk) - 1), // NULs included
          {"{FILE}:1:", "error: invalid YAML"}},
         {"malformed YAML (unclosed flow)",
          head + "limits: {max_rooms: 5\n",
