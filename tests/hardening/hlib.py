@@ -75,6 +75,10 @@ def sanitizer_slowdown():
     return {"asan": 3, "tsan": 8}.get(os.environ.get("PARLEY_SANITIZER", ""), 1)
 
 
+# The kernel's line once every plugin instance has started ("profile 'x' running (...").
+RUNNING = "' running ("
+
+
 class Parleyd:
     """parleyd on a profile text (with @STATE@ replaced); output captured to a log file."""
 
@@ -94,6 +98,7 @@ class Parleyd:
     def start(self, wait=True, timeout=30):
         bin_ = os.environ.get("PARLEYD")
         check(bin_ and os.path.exists(bin_), "PARLEYD must name the parleyd binary")
+        self._started_before = self.logs().count(RUNNING) if os.path.exists(self.log_path) else 0
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([bin_, self.profile], stdout=logf, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(self.env or {})},
@@ -108,9 +113,11 @@ class Parleyd:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 fail(f"parleyd exited ({self.proc.returncode}) before healthy:\n{self.logs()[-3000:]}")
+            # One listener answering is not enough: the others may still be starting (each
+            # transport's start runs in turn); the kernel logs RUNNING once all have.
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self.logs().count(RUNNING) > self._started_before:
                         return
             except OSError:
                 pass
