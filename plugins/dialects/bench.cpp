@@ -52,6 +52,13 @@ constexpr size_t kMaxRemembered = 100000;
 constexpr auto kPruneEvery = std::chrono::seconds(30);
 constexpr std::string_view kBannedText = "you have been banned from this room";
 constexpr std::string_view kInviteGone = "invite link is invalid, expired or already used\n";
+// Two admin frames, exactly as frame_text writes them, that a member's own node acts on when they
+// reach it from another cluster node (BenchSession::out_event). Whole-frame equality: a
+// federated frame cannot match (transport-nats forwards message/image/join/leave/made_public
+// only, and no other type spelling or duplicate key yields these exact bytes).
+constexpr std::string_view kDeletedFrame = R"({"type":"deleted","payload":"","senderId":""})";
+constexpr std::string_view kKickedHead =
+    R"({"type":"kicked","payload":"you have been banned from this room","senderId":")";
 
 bool valid_room(std::string_view r) {
     if (r.empty() || r.size() > 64) return false;
@@ -674,6 +681,47 @@ class BenchSession final : public Session {
         c.send_text(frame_text("error", "rate limit exceeded, slow down", id_));
     }
 
+    // Cluster mode: an admin on another node deleted the room, or banned this member there.
+    // That node closes only its own connections; the frame reaching ours is the signal. On the
+    // admin's node its members are already evicted, so nothing happens twice.
+    bool observes_out() const override { return true; }
+
+    int out_event(std::string_view frame) const override {
+        if (frame.size() == kDeletedFrame.size()) {
+            if (frame == kDeletedFrame && live()) return kOutDeleted;
+        } else if (frame.size() == kKickedHead.size() + id_.size() + 2) {
+            if (frame.starts_with(kKickedHead) &&
+                frame.substr(kKickedHead.size(), id_.size()) == id_ && frame.ends_with("\"}") &&
+                live())
+                return kOutKicked;
+        }
+        return 0;
+    }
+
+    void on_out(Conn& c, int event) override {
+        if (!live()) return;
+        member_->evicted.store(true);
+        uint32_t left = 1;
+        bool removed = t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) == PARLEY_OK;
+        if (removed && left == 0) room_emptied();
+        if (event == kOutDeleted) {
+            // As on the admin's node: no leave notice, the room is gone.
+            sh_->forget(room_);
+            joined_ = false;
+            return c.close(1000, "bench deleted");
+        }
+        // Banned: the address key is this node's, so the ban is kept here (as on_ban does for
+        // a local target); the admin's node could not leave a member it does not have.
+        sh_->ban(room_, member_->peer_key);
+        if (removed && left > 0) {
+            auto f = sh_->host.frame_of(frame_text("leave", "", id_));
+            t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
+            federate(f.view());
+        }
+        joined_ = false;
+        c.close(1008, "banned");
+    }
+
     void on_close(Conn& c) override {
         if (member_) sh_->unenroll(c.id());
         if (!joined_) return;
@@ -688,6 +736,10 @@ class BenchSession final : public Session {
     }
 
   private:
+    static constexpr int kOutDeleted = 1, kOutKicked = 2;
+
+    bool live() const { return joined_ && member_ && !member_->evicted.load(); }
+
     const parley_t_host* t() const { return sh_->t(); }
     parley_t_host_ctx_hptr ctx() const { return sh_->ctx(); }
 
@@ -898,7 +950,7 @@ class BenchSession final : public Session {
         auto conns = member_conns();
         for (auto id : conns)
             if (auto m = sh_->member(id)) m->evicted.store(true);
-        auto f = sh_->host.frame_of(frame_text("deleted"));
+        auto f = sh_->host.frame_of(kDeletedFrame); // == frame_text("deleted")
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
         for (auto id : conns) {
             uint32_t left = 1;
@@ -976,7 +1028,17 @@ class BenchSession final : public Session {
         if (!valid_sender_id(in.payload)) return error(c, "client not found in room");
         std::string target(in.payload);
         auto conn = conn_of(target);
-        auto m = conn ? sh_->member(conn) : nullptr;
+        if (!conn) {
+            // Cluster mode: the target may be on another node, which bans and closes it when
+            // the kicked frame arrives (BenchSession::on_out). Not found anywhere: an error.
+            auto kicked = sh_->host.frame_of(frame_text("kicked", kBannedText, target));
+            if (t()->room_send_to_member(ctx(), sdk::bytes(room_), sdk::bytes(target),
+                                         kicked.get()) != PARLEY_OK)
+                return error(c, "client not found in room");
+            sh_->host.log(PARLEY_LOG_DEBUG, "bench: member on another node banned by the admin");
+            return;
+        }
+        auto m = sh_->member(conn);
         if (!m) return error(c, "client not found in room");
         sh_->ban(room_, m->peer_key);
         m->evicted.store(true);

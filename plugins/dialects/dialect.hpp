@@ -82,6 +82,14 @@ class Session {
     // dialects pay nothing. Must not touch the session's state (it may run inside on_text).
     virtual bool rewrites_out() const { return false; }
     virtual std::string rewrite_out(std::string_view frame) { return std::string(frame); }
+    // Kernel frames this dialect acts on when they reach its own connection (bench: an admin's
+    // `deleted`/`kicked` from another cluster node). Read once at upgrade, so other dialects
+    // pay nothing. out_event classifies a frame before it is queued (no copy, no state change:
+    // it may run inside another session's on_text); nonzero makes the transport call on_out
+    // with it right after the frame is queued, so a close queued there follows the frame.
+    virtual bool observes_out() const { return false; }
+    virtual int out_event(std::string_view) const { return 0; }
+    virtual void on_out(Conn&, int) {}
 };
 
 class Dialect {

@@ -367,6 +367,7 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
     tokens_at_ = Clock::now();
     session_ = std::move(session);
     rewrite_out_ = session_->rewrites_out();
+    observe_out_ = session_->observes_out();
     session_->on_open(*this);
     // Bytes that followed the request head belong to the WebSocket.
     if (!in_.empty() && state_ == State::WebSocket) {
@@ -509,6 +510,9 @@ void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
         if (retained) t_.host().table()->frame_release(frame);
         return;
     }
+    int event = observe_out_ && session_
+                    ? session_->out_event(std::string_view(frame->data, frame->len))
+                    : 0;
     if (rewrite_out_ && session_) {
         // One copy per recipient, only for dialects that asked (Socket.IO's 42[...] framing).
         std::string text = session_->rewrite_out(std::string_view(frame->data, frame->len));
@@ -526,9 +530,10 @@ void Connection::enqueue(parley_t_frame_hptr frame, bool retained) {
         held_bytes_ += frame->len;
         held_.push_back(frame);
         if (held_bytes_ > r_.settings()->send_queue) slow_consumer();
-        return;
+    } else {
+        push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
     }
-    push(frame, (frame->flags & PARLEY_FRAME_TEXT) ? 0x1 : 0x2, true);
+    if (event && session_) session_->on_out(*this, event); // after the frame: a close follows it
 }
 
 void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {

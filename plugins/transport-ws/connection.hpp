@@ -90,6 +90,7 @@ class Connection final : public dialect::Conn {
     size_t held_bytes_ = 0;
     bool holding_ = false;
     bool rewrite_out_ = false; // the session re-encodes kernel frames (Socket.IO)
+    bool observe_out_ = false; // the session acts on some kernel frames (bench cluster mode)
     bool keep_alive_ = false;
     bool slow_warned_ = false;
     bool ping_outstanding_ = false;

@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  adminToken, benchJoin, clusterFormed, roomId, sleep, startNats, startNode, until,
+  adminToken, benchJoin, client, clusterFormed, roomId, sleep, startNats, startNode, until, wsUrl,
 } from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_PROFILE;
@@ -94,6 +94,64 @@ describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
       const admin = refused(x) ? y : x;
       assert.equal(admin.of((f) => f.type === 'made_public').length, 1);
     }
+  });
+
+  // These clients never react to `deleted` or `kicked` (as a modified client would not): the
+  // member's own node must close them. All clients share 127.0.0.1, hence one room per case.
+  it('admin on A deletes the room: B closes its member (1000) and the room is gone on B', async () => {
+    const [A, B] = nodes;
+    const room = roomId();
+    const t = adminToken();
+    const a = await join(A, room, t.hash);
+    const b = await join(B, room);
+    await a.wait((f) => f.type === 'join' && f.senderId === b.id, 'A hears B join');
+    await sleep(500); // the admin claim is a KV round trip
+    a.send({ type: 'delete', roomId: room, payload: t.token });
+    await b.wait((f) => f.type === 'deleted', 'B hears deleted');
+    await until(() => b.closed, 'B closes its member');
+    assert.equal(b.closed.code, 1000);
+    assert.equal(b.closed.reason, 'bench deleted');
+    await until(() => a.closed, 'A closes the admin');
+    assert.equal(b.of((f) => f.type === 'leave').length, 0, 'no leave notices on delete');
+    await sleep(4 * HEARTBEAT_MS); // the emptied room's admin key leaves the KV
+    const t2 = adminToken();
+    const n = await join(B, room, t2.hash);
+    assert.equal(n.count, 1, 'the next joiner on B starts a new room');
+    await sleep(500);
+    n.send({ type: 'make_public', roomId: room, payload: t2.token });
+    await n.wait((f) => f.type === 'made_public', 'the new joiner is the admin');
+  });
+
+  it('admin on A bans a member on B: B closes it (1008) and refuses it there', async () => {
+    const [A, B] = nodes;
+    const room = roomId();
+    const t = adminToken();
+    const a = await join(A, room, t.hash);
+    const b = await join(B, room);
+    await a.wait((f) => f.type === 'join' && f.senderId === b.id, 'A hears B join');
+    await sleep(500);
+    a.send({ type: 'ban_client', roomId: room, payload: b.id });
+    const k = await b.wait((f) => f.type === 'kicked', 'B hears kicked');
+    assert.equal(k.senderId, b.id);
+    await until(() => b.closed, 'B closes the banned member');
+    assert.equal(b.closed.code, 1008);
+    assert.equal(b.closed.reason, 'banned');
+    await a.wait((f) => f.type === 'leave' && f.senderId === b.id, 'A hears the leave');
+    await sleep(300);
+    assert.equal(a.of((f) => f.type === 'leave' && f.senderId === b.id).length, 1, 'one leave');
+    assert.equal(a.of((f) => f.type === 'error').length, 0, 'the ban of a remote member is no error');
+    assert.equal(a.closed, null, 'the admin stays');
+
+    const again = await client(wsUrl(B));
+    clients.push(again);
+    again.send({ type: 'join', roomId: room, adminHash: '' });
+    await again.wait((f) => f.type === 'banned', 'rejoin through B refused');
+    await until(() => again.closed, 'B closes the banned rejoin');
+    assert.equal(again.closed.code, 1008);
+    assert.equal(again.of((f) => f.type === 'welcome').length, 0);
+
+    a.send({ type: 'ban_client', roomId: room, payload: '00000000-0000-0000-0000-000000000000' });
+    await a.wait((f) => f.type === 'error' && /not found/.test(f.payload), 'unknown target refused');
   });
 
   it('kill -9 of one node: the others see its members leave within the bound', async () => {

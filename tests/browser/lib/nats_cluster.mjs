@@ -124,13 +124,15 @@ export async function client(url) {
   const ws = new WebSocket(url);
   const frames = [];
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  const c = { closed: null }; // { code, reason } once the WebSocket is closed
+  ws.on('close', (code, reason) => { c.closed = { code, reason: reason.toString() }; });
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  return {
+  return Object.assign(c, {
     ws,
     frames,
     send: (o) => ws.send(JSON.stringify(o)),
     of: (pred) => frames.filter(pred),
     wait: (pred, what, timeout) => until(() => frames.find(pred), what, timeout),
     close: () => new Promise((r) => { if (ws.readyState === WebSocket.CLOSED) r(); else { ws.once('close', r); ws.close(); } }),
-  };
+  });
 }
