@@ -528,12 +528,14 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
 
     // Four 10 MiB images (56 MiB of frames) against the test profile's 40M send_queue.
     const images = Array.from({ length: 4 }, () => crypto.randomBytes(10 * MIB + 40).toString('base64'));
-    for (const payload of images) a.send({ type: 'image', roomId: room, payload });
-    // The fast member gets every image, and (whenever the server gives up on the slow one)
-    // its leave notice.
+    // One image at a time, each sent once the fast member has the previous one: the slow
+    // member's queue grows by an image each time while the fast one never holds more than one
+    // (with a 256K kernel send buffer, a burst of all four would rest on how fast this process
+    // parses 13 MiB frames on a loaded machine, not on the server). The fast member gets every
+    // image and, whenever the server gives up on the slow one, its leave notice.
     const got = [];
     let left = false;
-    while (got.length < images.length || !left) {
+    const take = async () => {
       const f = await fast.next(20_000);
       if (f.type === 'leave') {
         assert.equal(f.senderId, slow.id);
@@ -543,7 +545,12 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
         assert.equal(f.senderId, a.id);
         got.push(sha(f.payload));
       }
+    };
+    for (const [i, payload] of images.entries()) {
+      a.send({ type: 'image', roomId: room, payload });
+      while (got.length <= i) await take();
     }
+    while (!left) await take();
     assert.deepEqual(got, images.map(sha), 'all images, in order');
     await a.expect('leave', { senderId: slow.id });
     slow.ws._socket.resume();
