@@ -13,14 +13,7 @@
 #include <cstdlib>
 #include <string>
 
-// Names the broken promise in the crash report (plain abort() would leave only a PC).
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);         \
-            std::abort();                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.hpp"
 
 using namespace parley::federation;
 

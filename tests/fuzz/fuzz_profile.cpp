@@ -19,14 +19,7 @@
 #include <string>
 #include <unistd.h>
 
-// Names the broken promise in the crash report (plain abort() would leave only a PC).
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);         \
-            std::abort();                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
 
