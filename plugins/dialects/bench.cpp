@@ -52,13 +52,6 @@ constexpr size_t kMaxRemembered = 100000;
 constexpr auto kPruneEvery = std::chrono::seconds(30);
 constexpr std::string_view kBannedText = "you have been banned from this room";
 constexpr std::string_view kInviteGone = "invite link is invalid, expired or already used\n";
-// Two admin frames, exactly as frame_text writes them, that a member's own node acts on when they
-// reach it from another cluster node (BenchSession::out_event). Whole-frame equality: a
-// federated frame cannot match (transport-nats forwards message/image/join/leave/made_public
-// only, and no other type spelling or duplicate key yields these exact bytes).
-constexpr std::string_view kDeletedFrame = R"({"type":"deleted","payload":"","senderId":""})";
-constexpr std::string_view kKickedHead =
-    R"({"type":"kicked","payload":"you have been banned from this room","senderId":")";
 
 bool valid_room(std::string_view r) {
     if (r.empty() || r.size() > 64) return false;
@@ -221,6 +214,25 @@ std::string frame_text(std::string_view type, std::string_view payload = {},
     std::string s(frame_size(type, payload, sender), '\0');
     frame_write(s.data(), type, payload, sender);
     return s;
+}
+
+// Two admin frames that a member's own node acts on when they reach it from another cluster node
+// (BenchSession::out_event), made by frame_text itself so the match cannot drift from what the
+// admin's node sends. Whole-frame equality: a federated frame cannot match (transport-nats
+// forwards message/image/join/leave/made_public only, and no other type spelling or duplicate
+// key yields these exact bytes).
+const std::string& deleted_frame() {
+    static const std::string frame = frame_text("deleted");
+    return frame;
+}
+// frame_text("kicked", kBannedText, id) is this head, then the (hex) id, then `"}`.
+const std::string& kicked_head() {
+    static const std::string head = [] {
+        std::string f = frame_text("kicked", kBannedText, "");
+        f.resize(f.size() - 2);
+        return f;
+    }();
+    return head;
 }
 
 // Written straight into a shared frame: a 13 MiB image is copied once, not twice.
@@ -687,12 +699,12 @@ class BenchSession final : public Session {
     bool observes_out() const override { return true; }
 
     int out_event(std::string_view frame) const override {
-        if (frame.size() == kDeletedFrame.size()) {
-            if (frame == kDeletedFrame && live()) return kOutDeleted;
-        } else if (frame.size() == kKickedHead.size() + id_.size() + 2) {
-            if (frame.starts_with(kKickedHead) &&
-                frame.substr(kKickedHead.size(), id_.size()) == id_ && frame.ends_with("\"}") &&
-                live())
+        const std::string &deleted = deleted_frame(), &kicked = kicked_head();
+        if (frame.size() == deleted.size()) {
+            if (frame == deleted && live()) return kOutDeleted;
+        } else if (frame.size() == kicked.size() + id_.size() + 2) {
+            if (frame.starts_with(kicked) && frame.substr(kicked.size(), id_.size()) == id_ &&
+                frame.ends_with("\"}") && live())
                 return kOutKicked;
         }
         return 0;
@@ -701,11 +713,11 @@ class BenchSession final : public Session {
     void on_out(Conn& c, int event) override {
         if (!live()) return;
         member_->evicted.store(true);
-        uint32_t left = 1;
-        bool removed = t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) == PARLEY_OK;
-        if (removed && left == 0) room_emptied();
         if (event == kOutDeleted) {
             // As on the admin's node: no leave notice, the room is gone.
+            uint32_t left = 1;
+            if (t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) == PARLEY_OK && left == 0)
+                room_emptied();
             sh_->forget(room_);
             joined_ = false;
             return c.close(1000, "bench deleted");
@@ -713,26 +725,14 @@ class BenchSession final : public Session {
         // Banned: the address key is this node's, so the ban is kept here (as on_ban does for
         // a local target); the admin's node could not leave a member it does not have.
         sh_->ban(room_, member_->peer_key);
-        if (removed && left > 0) {
-            auto f = sh_->host.frame_of(frame_text("leave", "", id_));
-            t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
-            federate(f.view());
-        }
+        leave_announced(c);
         joined_ = false;
         c.close(1008, "banned");
     }
 
     void on_close(Conn& c) override {
         if (member_) sh_->unenroll(c.id());
-        if (!joined_) return;
-        // Whoever removes a member from the room (this session, or an admin's delete or ban
-        // racing it) announces the leave: the kernel tells exactly one of them it succeeded.
-        uint32_t left = 0;
-        if (t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) != PARLEY_OK) return;
-        if (left == 0) return room_emptied();
-        auto f = sh_->host.frame_of(frame_text("leave", "", id_));
-        t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
-        federate(f.view());
+        if (joined_) leave_announced(c);
     }
 
   private:
@@ -753,6 +753,18 @@ class BenchSession final : public Session {
     void error(Conn& c, std::string_view text) {
         c.send_text(frame_text("error", text, id_));
         if (++errors_ >= kMaxErrors) c.close(1008, "too many bad frames");
+    }
+
+    // Takes this member out of its room. Whoever removes a member (this session, or an admin's
+    // delete or ban racing it) announces the leave, to the others and the park: the kernel tells
+    // exactly one of them it succeeded.
+    void leave_announced(Conn& c) {
+        uint32_t left = 0;
+        if (t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) != PARLEY_OK) return;
+        if (left == 0) return room_emptied();
+        auto f = sh_->host.frame_of(frame_text("leave", "", id_));
+        t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
+        federate(f.view());
     }
 
     void room_emptied() {
@@ -950,7 +962,7 @@ class BenchSession final : public Session {
         auto conns = member_conns();
         for (auto id : conns)
             if (auto m = sh_->member(id)) m->evicted.store(true);
-        auto f = sh_->host.frame_of(kDeletedFrame); // == frame_text("deleted")
+        auto f = sh_->host.frame_of(deleted_frame());
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
         for (auto id : conns) {
             uint32_t left = 1;
