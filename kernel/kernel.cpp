@@ -94,6 +94,17 @@ namespace {
 int start_rank(int kind) {
     return kind == PARLEY_KIND_STORE ? 0 : kind == PARLEY_KIND_TRANSPORT ? 2 : 1;
 }
+
+// A profile's instances in start order, each kind group in profile order.
+std::vector<const InstanceSpec*> in_start_order(const std::vector<InstanceSpec>& specs) {
+    std::vector<const InstanceSpec*> order;
+    for (auto& s : specs)
+        order.push_back(&s);
+    std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
+        return start_rank(a->loaded.desc.kind) < start_rank(b->loaded.desc.kind);
+    });
+    return order;
+}
 } // namespace
 
 bool Kernel::create_and_start(Instance& inst) {
@@ -174,13 +185,7 @@ bool Kernel::start(const std::string& profile_path, const ProfileOverrides& ov) 
     // Stores first, then guards and services, transports last (each group in profile order):
     // a transport accepts clients, and reports ready, inside its start, so everything a client
     // can reach must run by then. Stopping goes in reverse: transports drain first.
-    std::vector<const InstanceSpec*> order;
-    for (auto& s : profile_.instances)
-        order.push_back(&s);
-    std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
-        return start_rank(a->loaded.desc.kind) < start_rank(b->loaded.desc.kind);
-    });
-    for (auto* spec : order) {
+    for (auto* spec : in_start_order(profile_.instances)) {
         auto inst = make_instance(*spec);
         if (!create_and_start(*inst)) {
             destroy_instance(std::move(inst));
@@ -269,13 +274,7 @@ bool Kernel::reload(std::string& report) {
         kept.push_back(std::move(inst));
     }
     instances_ = std::move(kept);
-    std::vector<const InstanceSpec*> added;
-    for (auto& spec : next.instances)
-        added.push_back(&spec);
-    std::stable_sort(added.begin(), added.end(), [](auto* a, auto* b) {
-        return start_rank(a->loaded.desc.kind) < start_rank(b->loaded.desc.kind);
-    });
-    for (auto* added_spec : added) {
+    for (auto* added_spec : in_start_order(next.instances)) {
         auto& spec = *added_spec;
         bool exists = std::any_of(instances_.begin(), instances_.end(),
                                   [&](auto& i) { return i->name == spec.name; });
