@@ -219,6 +219,9 @@ std::string Connection::security_headers(Transport& t) {
 
 void Connection::send_http(int status, std::string_view content_type, std::string_view body,
                            std::string_view extra_headers, bool head_only) {
+    // Decided before the header is written: a response that says keep-alive and then closes
+    // makes a client reuse a dying connection (undici fails the next request).
+    if (status >= 400) keep_alive_ = keep_alive_ && status != 400 && status != 431;
     std::string r;
     r.reserve(512 + body.size());
     r += "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
@@ -231,7 +234,6 @@ void Connection::send_http(int status, std::string_view content_type, std::strin
     r += "\r\n";
     if (!head_only) r += body;
     queue_raw(r);
-    if (status >= 400) keep_alive_ = keep_alive_ && status != 400 && status != 431;
 }
 
 void Connection::respond_async(int status, std::string_view ct, std::string_view headers,
@@ -267,6 +269,7 @@ void Connection::handle_request(const HttpRequestHead& head, std::string_view bo
         return;
     }
     if (head.header("upgrade")) {
+        keep_alive_ = false; // a refused upgrade ends the connection, and its answer says so
         if (!try_upgrade(head, path, query)) close_after_flush = true;
         return;
     }

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 
-import { startParleyd, freePort, writeProfile } from './lib/harness.mjs';
+import { startParleyd, freePort, writeProfile, httpOnOneConnection } from './lib/harness.mjs';
 
 const PROFILE = process.env.PARLEY_BENCH_PROFILE;
 const skip = !(process.env.PARLEYD && PROFILE) ? 'PARLEYD and PARLEY_BENCH_PROFILE not set' : false;
@@ -511,6 +511,34 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
     assert.equal((await getJson(`${url}/join/`)).status, 400);
     assert.equal((await getJson(`${url}/join/${'A'.repeat(43)}`)).status, 404);
     assert.equal((await getJson(`${url}/join/%%%`)).status, 404);
+  });
+
+  it('the Connection header tells the truth: keep-alive serves the next request, close closes', { timeout: T }, async () => {
+    // CI once failed here through undici: a 400 said keep-alive, then the server hung up.
+    const port = new URL(url).port;
+    const host = `Host: 127.0.0.1:${port}\r\n`;
+    const post = (body) => `POST /api/invite HTTP/1.1\r\n${host}Content-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const probe = `GET /health HTTP/1.1\r\n${host}\r\n`;
+    const cases = {
+      'join without token (400)': `GET /join/ HTTP/1.1\r\n${host}\r\n`,
+      'unknown token (404)': `GET /join/${'A'.repeat(43)} HTTP/1.1\r\n${host}\r\n`,
+      'bad JSON (400)': post('{not json'),
+      'payload too large (413)': post(JSON.stringify({ roomId: roomId(), encryptedPayload: 'x'.repeat(9000) })),
+      'GET /api/invite (405)': `GET /api/invite HTTP/1.1\r\n${host}\r\n`,
+      'a refused upgrade': `GET /ws HTTP/1.1\r\n${host}Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+      'health (200)': probe,
+    };
+    for (const [what, request] of Object.entries(cases)) {
+      const [first, second] = await httpOnOneConnection(port, [request, probe]);
+      if (first.connection === 'close') {
+        assert.ok(first.closed, `${what}: said close, stayed open`);
+        assert.equal(second, undefined, what);
+      } else {
+        assert.equal(first.connection, 'keep-alive', what);
+        assert.equal(second?.status, 200, `${what}: said keep-alive, then ${first.closed ? 'closed' : 'no answer'}`);
+      }
+    }
   });
 
   it('back-pressure: a member that stops reading large images is cut off, the others are not', { timeout: T }, async () => {

@@ -553,6 +553,8 @@ void expect_refused(int port, const std::string& request, std::initializer_list<
         << "status " << resp->status << " for:\n"
         << request;
     EXPECT_NE(resp->status, 101);
+    // A client that believed "keep-alive" would send its next request into the closing socket.
+    EXPECT_EQ(resp->get("connection"), "close") << resp->raw_head;
     auto closed = c->wait_closed();
     EXPECT_EQ(closed, Outcome::Eof)
         << "after a refused upgrade the server must close: " << to_string(closed);
@@ -1348,6 +1350,23 @@ TEST(Http, KeepAlivePipelinedRequests) {
         ASSERT_TRUE(r) << "response " << i << ": " << to_string(c.last());
         EXPECT_EQ(r->status, 200);
     }
+    EXPECT_EQ(c.wait_closed(), Outcome::Eof);
+}
+
+TEST(Http, OversizedBodyIs413AndClose) {
+    // A body over max_http_body (128K) is refused from its Content-Length alone, before it is
+    // read: the answer must say close, and the server must close (EOF), not wait for the body.
+    int port = g_main->port();
+    Client c(port);
+    ASSERT_TRUE(c.ok());
+    std::string body(200 * 1024, 'b');
+    EXPECT_TRUE(c.send_raw("POST /anything HTTP/1.1\r\nHost: " + host_of(port) +
+                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                           body));
+    auto r = c.http();
+    ASSERT_TRUE(r) << "no answer: " << to_string(c.last());
+    EXPECT_EQ(r->status, 413);
+    EXPECT_EQ(r->get("connection"), "close");
     EXPECT_EQ(c.wait_closed(), Outcome::Eof);
 }
 

@@ -132,3 +132,60 @@ export async function saveScreenshot(page, name, opts = {}) {
   await page.screenshot({ path: file, ...opts });
   return file;
 }
+
+// Sends raw HTTP/1.1 requests one after another on ONE connection and reports, for each, the
+// status, its Connection header and whether the server then closed. A response that says
+// keep-alive must serve the next request; one that says close must be followed by EOF —
+// otherwise clients with connection pools (undici's fetch) send into a dying socket.
+export function httpOnOneConnection(port, requests, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const results = [];
+    let buf = Buffer.alloc(0);
+    let ended = false;
+    let waitingForEnd = false;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer within ${timeoutMs} ms; got ${JSON.stringify(results)}`));
+    }, timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(results);
+    };
+    const sendNext = () => {
+      if (results.length === requests.length) return finish();
+      sock.write(requests[results.length]);
+    };
+    const parse = () => {
+      const headEnd = buf.indexOf('\r\n\r\n');
+      if (headEnd < 0) return;
+      const head = buf.subarray(0, headEnd).toString('latin1');
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < headEnd + 4 + length) return;
+      buf = buf.subarray(headEnd + 4 + length);
+      const status = Number(head.split(' ')[1]);
+      const connection = (/\r\nconnection:\s*([^\r]*)/i.exec(head)?.[1] ?? '').toLowerCase();
+      results.push({ status, connection, closed: false });
+      if (connection === 'close') waitingForEnd = true;
+      else sendNext();
+    };
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      parse();
+    });
+    sock.on('end', () => {
+      ended = true;
+      if (results.length) results[results.length - 1].closed = true;
+      if (waitingForEnd || results.length < requests.length) finish();
+    });
+    sock.on('error', (e) => {
+      if (ended) return;
+      if (results.length) results[results.length - 1].closed = true;
+      if (waitingForEnd || results.length) return finish();
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('connect', sendNext);
+  });
+}
