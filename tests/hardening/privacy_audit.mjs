@@ -6,7 +6,8 @@
 // address (127.0.0.1 in any form) may appear in parleyd's output or in a pg_dump of the
 // database, raw or as hex/base64; and stored blobs carry no exact send time (expiry at minute
 // granularity, 72..96 h after the send day's midnight, as plugins/relay/README.md promises).
-// Run under tests/integration/pg_env.sh. Env: PARLEYD, PARLEY_CLI, PARLEY_TEST_PG.
+// Also PostgreSQL's own server log. Run under tests/integration/pg_env.sh. Env: PARLEYD,
+// PARLEY_CLI, PARLEY_TEST_PG, PARLEY_TEST_PG_DIR.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,7 +25,7 @@ const WebSocket = require('ws');
 const nacl = require('tweetnacl');
 
 const { PARLEYD, PARLEY_CLI: CLI, PARLEY_TEST_PG: PG } = process.env;
-if (!PARLEYD || !CLI || !PG) throw new Error('PARLEYD, PARLEY_CLI and PARLEY_TEST_PG must be set');
+if (!PARLEYD || !CLI || !PG || !process.env.PARLEY_TEST_PG_DIR) throw new Error('PARLEYD, PARLEY_CLI and PARLEY_TEST_PG(_DIR) must be set');
 
 const b64 = (b) => Buffer.from(b).toString('base64');
 const b64url = (b) => Buffer.from(b).toString('base64url');
@@ -227,6 +228,12 @@ plugins:
     if (process.env.PRIVACY_AUDIT_SHOW) console.log(logs.split('\n').filter((l) => /"msg":"listening on /.test(l)).join('\n'));
     scan('parleyd log', logLines.join('\n'));
     scan('pg_dump', dump);
+    // PostgreSQL's own log at its default settings: an error's DETAIL line quotes key values
+    // (a unique violation prints "Key (col)=(value)"), and SQL text built with literals would
+    // show in an error's STATEMENT line.
+    const pgLog = fs.readFileSync(path.join(process.env.PARLEY_TEST_PG_DIR, 'server.log'), 'utf8');
+    assert.match(pgLog, /database system is ready to accept connections/, 'the PostgreSQL server log was found');
+    scan('PostgreSQL server log', pgLog);
     // The blob's bytes are stored (opaque, sealed by real clients) but never logged.
     if (logs.includes(marker) || logs.includes(Buffer.from(marker).toString('hex'))) leaks.push('blob content in parleyd log');
     assert.deepEqual(leaks, [], `leaks:\n${leaks.join('\n')}`);

@@ -11,7 +11,8 @@
 // SDP/ICE content, the database password or a client or candidate address (raw, hex, base64,
 // base64url, JSON-escaped); key hashes, public keys and blob ids stay out of the log; stored
 // blobs keep no send time (only a blurred, minute-granular expiry, no other column).
-// Run under tests/integration/pg_env.sh. Env: PARLEYD, PARLEY_CLI, PARLEY_TEST_PG.
+// And PostgreSQL's own server log. Run under tests/integration/pg_env.sh. Env: PARLEYD,
+// PARLEY_CLI, PARLEY_TEST_PG, PARLEY_TEST_PG_DIR.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -31,7 +32,7 @@ const nacl = require('tweetnacl');
 const { io } = require('socket.io-client');
 
 const { PARLEYD, PARLEY_CLI: CLI, PARLEY_TEST_PG: PG } = process.env;
-if (!PARLEYD || !CLI || !PG) throw new Error('PARLEYD, PARLEY_CLI and PARLEY_TEST_PG must be set');
+if (!PARLEYD || !CLI || !PG || !process.env.PARLEY_TEST_PG_DIR) throw new Error('PARLEYD, PARLEY_CLI and PARLEY_TEST_PG(_DIR) must be set');
 
 // Every client socket comes from this loopback address, so it can be told apart from the
 // listener's 127.0.0.1 in startup lines (all of 127/8 is local on Linux).
@@ -508,6 +509,11 @@ plugins:
     const logLines = logs.split('\n').filter((l) => !/"msg":"listening on /.test(l));
     scan('parleyd log', logLines.join('\n'), { ...secrets, ...logOnly });
     scan('pg_dump', dump, secrets, { blobs: true });
+    // PostgreSQL's own log at its default settings: an error's DETAIL line quotes key values
+    // ("Key (col)=(value)"), and SQL built with literals would show in a STATEMENT line.
+    const pgLog = fs.readFileSync(path.join(process.env.PARLEY_TEST_PG_DIR, 'server.log'), 'utf8');
+    assert.match(pgLog, /database system is ready to accept connections/, 'the PostgreSQL server log was found');
+    scan('PostgreSQL server log', pgLog, { ...secrets, ...logOnly });
     // Whatever parleyd keeps in its state directory (today only the port file).
     const stateFiles = fs.readdirSync(path.join(tmp, 'state'), { recursive: true })
       .map((f) => path.join(tmp, 'state', f)).filter((f) => fs.statSync(f).isFile());
