@@ -17,6 +17,10 @@ namespace {
 constexpr size_t kMaxHead = 8192;
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr auto kCloseLinger = std::chrono::seconds(2);
+// After an HTTP answer that closes: at most this long and this much of the client's remaining
+// input is read and dropped (a refused upload), then the connection goes regardless.
+constexpr auto kHttpLinger = std::chrono::seconds(2);
+constexpr size_t kHttpLingerBytes = size_t(4) << 20;
 
 const char* reason_phrase(int status) {
     switch (status) {
@@ -121,6 +125,12 @@ void Connection::on_readable() {
     for (int rounds = 0; rounds < 16; ++rounds) { // bounded: others on this loop get a turn
         ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
         if (n > 0) {
+            if (state_ == State::Lingering) {
+                if (size_t(n) >= linger_left_) return teardown();
+                linger_left_ -= size_t(n);
+                if (size_t(n) < sizeof buf) return;
+                continue;
+            }
             last_rx_ = Clock::now();
             t_.host().add(t_.metrics().bytes_in, n);
             if (state_ == State::WebSocket || state_ == State::Closing) {
@@ -457,7 +467,7 @@ void Connection::fail(uint16_t code, std::string_view reason) {
 }
 
 void Connection::close(uint16_t code, std::string_view reason) {
-    if (state_ == State::Closing || state_ == State::Dead) return;
+    if (state_ == State::Closing || state_ == State::Lingering || state_ == State::Dead) return;
     if (state_ != State::WebSocket) {
         close_after_flush = true;
         r_.mark_dirty(this);
@@ -597,6 +607,7 @@ void Connection::slow_consumer() {
 
 bool Connection::flush() {
     if (fd_ < 0 || state_ == State::Dead) return false;
+    if (state_ == State::Lingering) return true; // answered; nothing more is written
     if (!write_queued()) {
         teardown();
         return false;
@@ -605,6 +616,14 @@ bool Connection::flush() {
     if (out_.empty() && close_after_flush) {
         // Server closes the TCP connection first (RFC 6455 7.1.1); let the client see EOF.
         ::shutdown(fd_, SHUT_WR);
+        if (state_ == State::Http) {
+            // The client may still be sending the request we answered (a refused body).
+            state_ = State::Lingering;
+            linger_left_ = kHttpLingerBytes;
+            close_deadline_ = Clock::now() + kHttpLinger;
+            r_.update_interest(this);
+            return true;
+        }
         teardown();
         return false;
     }
@@ -675,7 +694,7 @@ void Connection::housekeeping(Clock::time_point now) {
         }
         return;
     }
-    if (state_ == State::Closing) {
+    if (state_ == State::Closing || state_ == State::Lingering) {
         if (close_deadline_ != Clock::time_point{} && now > close_deadline_) teardown();
         return;
     }

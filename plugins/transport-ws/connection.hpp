@@ -13,7 +13,10 @@ namespace parley::ws {
 class Connection final : public dialect::Conn {
   public:
     using Clock = std::chrono::steady_clock;
-    enum class State { Http, HttpWaiting, WebSocket, Closing, Dead };
+    // Lingering: an HTTP answer that ends the connection is written and our side is shut; what
+    // the client still sends (the rest of a refused body) is read and dropped for a bounded
+    // time, because closing with unread input sends RST and the client may lose the answer.
+    enum class State { Http, HttpWaiting, WebSocket, Closing, Lingering, Dead };
 
     Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip);
     ~Connection() override;
@@ -25,7 +28,9 @@ class Connection final : public dialect::Conn {
     void send_text(std::string_view text) override;
     void send_frame(parley_t_frame_hptr frame) override;
     void close(uint16_t code, std::string_view reason) override;
-    bool closing() const override { return state_ == State::Closing || state_ == State::Dead; }
+    bool closing() const override {
+        return state_ == State::Closing || state_ == State::Lingering || state_ == State::Dead;
+    }
     void hold(bool on) override;
     uint64_t peer_key() const override { return peer_key_; }
 
@@ -104,6 +109,7 @@ class Connection final : public dialect::Conn {
     bool request_pending_ = false;
     Clock::time_point request_since_;
     Clock::time_point close_deadline_{};
+    size_t linger_left_ = 0; // bytes still dropped while Lingering
     double tokens_ = 0;
     Clock::time_point tokens_at_;
     int rate_drops_ = 0;

@@ -136,7 +136,8 @@ constexpr parley_t_config_key kConfig[] = {
     key_range("ping_interval", PARLEY_CFG_DURATION, "20s", 100, 86400000,
               "Ping a silent WebSocket after this long."),
     key_range("max_http_body", PARLEY_CFG_SIZE, "128K", 0, 64 << 20,
-              "Largest HTTP request body (API routes); larger gets 413."),
+              "Largest HTTP request body (API routes); larger gets 413 and Connection: close, "
+              "and up to 4 MiB (2 s) of the rest is read and dropped so the client sees it."),
     key_range("metrics_port", PARLEY_CFG_INT, "-1", -1, 65535,
               "Admin listener for Prometheus /metrics; -1 off, 0 a free port.", PARLEY_CFG_RESTART),
     key("metrics_host", PARLEY_CFG_STRING, "127.0.0.1", "Admin listener address.",
