@@ -1,5 +1,6 @@
 #include "transport.hpp"
 
+#include "protocol_claims.hpp"
 #include "reactor.hpp"
 
 #include <sodium.h>
@@ -107,6 +108,11 @@ constexpr parley_t_config_key kConfig[] = {
     key_enum("protocol", "link|bench|relay|raw", "link",
              "Wire dialect: link (Secure Chat), bench (BenchTalks), relay (Relay), raw (tests).",
              PARLEY_CFG_RESTART),
+    key("shared_room_names", PARLEY_CFG_BOOL, "false",
+        "Allow listeners of another protocol in this process (they must set it too). Room ids "
+        "are one namespace: clients of both protocols naming one room would receive each "
+        "other's frames. For tests and benchmarks; deployments run one protocol per profile.",
+        PARLEY_CFG_RESTART),
     key("web_root", PARLEY_CFG_STRING, "",
         "Directory of the web client; default <prefix>/share/parley/web/<protocol>.",
         PARLEY_CFG_RESTART),
@@ -204,7 +210,9 @@ Transport::Transport(sdk::Host host) : Plugin(host) {
     metrics_.queued_bytes = h.gauge("parley_ws_queued_bytes", "Bytes queued to clients.");
 }
 
-Transport::~Transport() = default;
+Transport::~Transport() {
+    release_protocol(this); // a listener destroyed without stop() (start failed half-way)
+}
 
 // bench.env_compat: BenchTalks deployments configure the port with $PORT; it overrides `port`.
 void Transport::port_from_env(Settings& s) const {
@@ -241,6 +249,7 @@ Settings Transport::read_settings() const {
     s.threads = int(h.config_int("threads"));
     if (s.threads == 0) s.threads = int(std::max(1u, std::thread::hardware_concurrency()));
     s.protocol = h.config_string("protocol");
+    s.shared_room_names = h.config_bool("shared_room_names");
     s.web_root = h.config_string("web_root");
     if (s.web_root.empty()) s.web_root = default_web_root(s.protocol).string();
     for (size_t i = 0, n = h.config_count("origins"); i < n; ++i)
@@ -332,12 +341,17 @@ uint64_t Transport::peer_key(const std::string& ip) const {
 parley_t_status Transport::start() {
     auto s = settings();
     std::string err;
+    if (!claim_protocol(this, host().instance_name(), s->protocol, s->shared_room_names, err)) {
+        host().set_error(err);
+        return PARLEY_ERR;
+    }
     int port = s->port;
     for (int i = 0; i < s->threads; ++i) {
         auto r = std::make_unique<Reactor>(*this, i);
         int bound = r->listen(s->host, port, err);
         if (bound < 0) {
             host().set_error(err);
+            release_protocol(this);
             return PARLEY_ERR;
         }
         port = bound; // the others join the same port with SO_REUSEPORT
@@ -348,6 +362,7 @@ parley_t_status Transport::start() {
         int mp = reactors_[0]->listen_admin(s->metrics_host, s->metrics_port, err);
         if (mp < 0) {
             host().set_error(err);
+            release_protocol(this);
             return PARLEY_ERR;
         }
         host().logf(PARLEY_LOG_INFO, "metrics on %s:%d/metrics", s->metrics_host.c_str(), mp);
@@ -375,6 +390,7 @@ void Transport::stop() {
     for (auto& r : reactors_)
         r->stop();
     reactors_.clear();
+    release_protocol(this);
 }
 
 parley_t_status Transport::reload() {
@@ -390,6 +406,7 @@ parley_t_status Transport::reload() {
     s.port = old->port;
     s.threads = old->threads;
     s.protocol = old->protocol;
+    s.shared_room_names = old->shared_room_names;
     s.web_root = old->web_root;
     s.metrics_port = old->metrics_port;
     s.metrics_host = old->metrics_host;

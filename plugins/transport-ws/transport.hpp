@@ -32,6 +32,7 @@ struct Settings {
     int port = 8080;
     int threads = 1;
     std::string protocol = "link";
+    bool shared_room_names = false;
     std::string web_root;
     std::vector<std::string> origins;
     bool require_origin = false;

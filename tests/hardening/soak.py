@@ -37,11 +37,11 @@ plugins:
   - name: link
     plugin: transport-ws
     config: {{port: {link_port}, protocol: link, threads: 1, metrics_port: {link_metrics},
-             rate: 100, burst: 200, link: {{rooms_per_ip: 1000000}}}}
+             rate: 100, burst: 200, shared_room_names: true, link: {{rooms_per_ip: 1000000}}}}
   - name: bench
     plugin: transport-ws
     config: {{port: {bench_port}, protocol: bench, threads: 1, metrics_port: {bench_metrics},
-             rate: 100, burst: 200, bench: {{rooms_per_ip: 1000000}}}}
+             rate: 100, burst: 200, shared_room_names: true, bench: {{rooms_per_ip: 1000000}}}}
 """
 d = Parleyd(profile, link_port)
 stop = threading.Event()

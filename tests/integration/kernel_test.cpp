@@ -1133,6 +1133,57 @@ TEST_F(KernelTest, ReloadAddsAndRemovesInstances) {
     EXPECT_EQ(d.wait(8s), 0) << d.err();
 }
 
+// Room ids are one namespace per process: a link listener beside a raw one would let a raw
+// client join a link room and send it anything. Mixing protocols needs an explicit opt-in.
+TEST_F(KernelTest, ListenersOfTwoProtocolsNeedSharedRoomNames) {
+    auto web_as = [](const std::string& name, const std::string& protocol, bool shared) {
+        auto w = web(name);
+        w.replace(w.find("protocol: raw"), 13, "protocol: " + protocol);
+        if (shared) w += "      shared_room_names: true\n";
+        return w;
+    };
+    auto mixed = write_profile("mixed.yaml", "profile: kt-mixed\nstate_dir: {STATE}\nplugins:" +
+                                                 web_as("web-a", "raw", false) +
+                                                 web_as("web-b", "link", true));
+    Process& refused = start_daemon(mixed);
+    auto code = refused.wait(10s);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 1);
+    EXPECT_CONTAINS(refused.err(), "plugin instance 'web-b' (transport-ws): start failed: listener "
+                                   "'web-b' speaks link but listener 'web-a' in this process "
+                                   "speaks raw: room ids are one namespace");
+
+    auto opted = write_profile("opted.yaml", "profile: kt-opted\nstate_dir: {STATE}\nplugins:" +
+                                                 web_as("web-a", "raw", true) +
+                                                 web_as("web-b", "link", true));
+    Process& both = start_running(opted);
+    EXPECT_GT(port_of("web-a"), 0);
+    EXPECT_GT(port_of("web-b"), 0);
+    both.signal(SIGTERM);
+    EXPECT_EQ(both.wait(8s), 0) << both.err();
+
+    // Replacing a raw listener by a link one in a reload is no mix: the old one stops first.
+    auto swap = write_profile("swap.yaml", "profile: kt-swap\nstate_dir: {STATE}\nplugins:" +
+                                               web_as("web-a", "raw", false));
+    Process& d = start_running(swap);
+    spit(swap, profile_text("profile: kt-swap\nstate_dir: {STATE}\nplugins:" +
+                            web_as("web-b", "link", false)));
+    auto r = ctl_sock({"reload"});
+    EXPECT_EQ(r.code, 0) << r.err << d.err();
+    EXPECT_EQ(r.out, "reloaded:\ninstance 'web-a' removed\ninstance 'web-b' added\n");
+    // Adding a raw listener beside it is refused, and the running profile stays.
+    spit(swap, profile_text("profile: kt-swap\nstate_dir: {STATE}\nplugins:" +
+                            web_as("web-b", "link", false) + web_as("web-c", "raw", false)));
+    r = ctl_sock({"reload"});
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_CONTAINS(r.err + r.out, "listener 'web-c' speaks raw but listener 'web-b'");
+    auto h = http_get(port_of("web-b"), "/healthz");
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->status, 200);
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(8s), 0) << d.err();
+}
+
 TEST_F(KernelTest, StoppedInstanceLosesTheRoomBridgeItForgot) {
     auto leak = [](const std::string& name) {
         return "  - name: " + name + "\n    plugin: test-bridge-leak\n";
