@@ -46,6 +46,8 @@ const char* reason_phrase(int status) {
         return "Length Required";
     case 413:
         return "Payload Too Large";
+    case 417:
+        return "Expectation Failed";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -197,7 +199,24 @@ void Connection::on_http() {
             send_http(411, "text/plain", "length required\n", "");
             return;
         }
-        if (in_.size() < body_len) return; // wait for the whole body
+        if (in_.size() < body_len) { // wait for the whole body
+            // A client that sent "Expect: 100-continue" waits for this before sending the body
+            // (curl for a second, then sends anyway; some never do).
+            if (!continue_sent_ && head_.version_minor() >= 1) {
+                if (auto expect = head_.header("expect")) {
+                    if (!iequals(*expect, "100-continue")) {
+                        keep_alive_ = false;
+                        close_after_flush = true;
+                        send_http(417, "text/plain", "unsupported expectation\n", "");
+                        return;
+                    }
+                    queue_raw("HTTP/1.1 100 Continue\r\n\r\n");
+                    continue_sent_ = true;
+                }
+            }
+            return;
+        }
+        continue_sent_ = false;
         std::string body = in_.substr(0, body_len);
         in_.erase(0, body_len);
         keep_alive_ = head_.keep_alive();

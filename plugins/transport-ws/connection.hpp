@@ -100,6 +100,7 @@ class Connection final : public dialect::Conn {
     bool slow_warned_ = false;
     bool ping_outstanding_ = false;
     bool closed_by_us_ = false;
+    bool continue_sent_ = false; // "100 Continue" answered the current request's Expect
     bool tore_down_ = false;
     Clock::time_point created_;
     Clock::time_point last_rx_;

@@ -1375,6 +1375,34 @@ TEST(Http, OversizedBodyIs413AndClose) {
     }
 }
 
+TEST(Http, ExpectContinue) {
+    // RFC 9110 10.1.1: a client that sends "Expect: 100-continue" may wait for the interim
+    // answer before its body (curl waits a second, then sends anyway; some clients never do).
+    int port = g_main->port();
+    auto post = [&](std::string_view expect, size_t length) {
+        return "POST /x HTTP/1.1\r\nHost: " + host_of(port) + "\r\nExpect: " + std::string(expect) +
+               "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+    };
+    Client c(port);
+    ASSERT_TRUE(c.ok());
+    for (int round = 0; round < 2; ++round) { // and again on the kept-alive connection
+        ASSERT_TRUE(c.send_raw(post("100-Continue", 5)));
+        auto interim = c.http(2000ms);
+        ASSERT_TRUE(interim) << "round " << round << ": no 100 Continue, " << to_string(c.last());
+        EXPECT_EQ(interim->status, 100);
+        ASSERT_TRUE(c.send_raw("hello"));
+        auto final_answer = c.http();
+        ASSERT_TRUE(final_answer) << to_string(c.last());
+        EXPECT_EQ(final_answer->status, 404);
+        EXPECT_EQ(final_answer->get("connection"), "keep-alive");
+    }
+
+    // Too large: the final answer at once, no 100 (the client then sends no body).
+    expect_refused(port, post("100-continue", 1 << 30), {413});
+    // An expectation the server does not know.
+    expect_refused(port, post("a-pony", 5), {417});
+}
+
 TEST(Http, MetricsListener) {
     // A protocol error of our own first, so the 1002 counter exists whatever ran before.
     protocol_case(frame(kOpText, "x", true, false), 1002, "unmasked");
