@@ -3,6 +3,7 @@
 
 #include "reactor.hpp"
 
+#include "chunked_body.hpp"
 #include "http_request_head.hpp"
 #include "ws_codec.hpp"
 
@@ -65,6 +66,8 @@ class Connection final : public dialect::Conn {
     };
 
     void on_http();
+    void refuse_request(int status, std::string_view text);
+    void await_body(bool nothing_yet);
     void handle_request(const HttpRequestHead& head, std::string_view body);
     void queue_raw(std::string_view bytes);
     bool try_upgrade(const HttpRequestHead& head, std::string_view path, std::string_view query);
@@ -87,6 +90,7 @@ class Connection final : public dialect::Conn {
     parley_t_conn_id id_ = 0;
     std::string in_; // input not yet consumed by the head parser (body, pipelined requests)
     HttpRequestHead head_;
+    std::unique_ptr<ChunkedBody> chunked_; // the current request's chunked body, if any
     std::unique_ptr<FrameParser> parser_;
     std::unique_ptr<dialect::Session> session_;
     std::deque<OutItem> out_;

@@ -490,6 +490,15 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
     assert.equal((await getJson(`${url}/api/invite/claim/${other}`)).status, 200);
     assert.equal((await getJson(`${url}/join/${other}`)).status, 404);
 
+    // A streamed body (fetch sends a ReadableStream chunked, with no Content-Length).
+    const streamed = await fetch(`${url}/api/invite`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, duplex: 'half',
+      body: new Blob([JSON.stringify({ roomId: room, encryptedPayload: payload })]).stream(),
+    });
+    assert.equal(streamed.status, 200);
+    const chunkedToken = secret((await streamed.json()).token);
+    assert.deepEqual((await getJson(`${url}/join/${chunkedToken}`)).json, { encryptedPayload: payload, roomId: room });
+
     // A HEAD (link previews) must not burn the token.
     const kept = (await post({ roomId: room, encryptedPayload: payload })).json.token;
     secret(kept);

@@ -5,7 +5,9 @@
 //     (status, error status, method, target, headers, bytes consumed);
 //   - consumed never exceeds the input, errors carry 400/414/431/505 (or 501/413 for framing);
 //   - a complete head respects the limits, and views stay valid after a move;
-//   - reset() makes the object reusable for a pipelined request.
+//   - reset() makes the object reusable for a pipelined request;
+//   - a chunked body after the head decodes alike whole and in pieces, within its limit.
+#include "chunked_body.hpp"
 #include "handshake.hpp"
 #include "http_request_head.hpp"
 
@@ -97,6 +99,32 @@ void check_complete(const HttpRequestHead& head, const HttpHeadLimits& limits) {
     }
 }
 
+void check_chunked(const std::string& wire, size_t limit, uint32_t seed) {
+    ChunkedBody whole(limit);
+    std::string in = wire;
+    const auto status = whole.feed(in);
+    CHECK(whole.body().size() <= limit);
+    CHECK(whole.consumed() + in.size() == wire.size());
+    if (status == ChunkedBody::Status::Done) CHECK(in == wire.substr(whole.consumed()));
+
+    ChunkedBody pieces(limit);
+    std::string buf;
+    auto piece_status = ChunkedBody::Status::NeedMore;
+    uint32_t rng = seed | 1;
+    for (size_t off = 0; off < wire.size() && piece_status == ChunkedBody::Status::NeedMore;) {
+        rng = rng * 1103515245u + 12345u;
+        size_t n = std::min<size_t>(wire.size() - off, 1 + (rng >> 16) % 23);
+        buf.append(wire, off, n);
+        off += n;
+        piece_status = pieces.feed(buf);
+    }
+    CHECK(piece_status == status);
+    if (status == ChunkedBody::Status::Done) {
+        CHECK(pieces.body() == whole.body());
+        CHECK(pieces.consumed() == whole.consumed());
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -116,6 +144,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check_complete(whole_head, limits);
         HttpRequestHead moved = std::move(whole_head); // views must survive the move
         CHECK(moved.method() == whole.method && moved.target() == whole.target);
+        if (moved.header("transfer-encoding")) {
+            std::string body(reinterpret_cast<const char*>(data + whole.head_bytes),
+                             size - whole.head_bytes);
+            check_chunked(body, limits.max_head_size, chunk_seed);
+        }
         // Pipelining: the same object reads the next request after reset().
         moved.reset();
         HttpRequestHead& again = moved;

@@ -35,6 +35,11 @@ put("http_head", "tiny_limits", b"\x01GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 put("http_head", "version2", b"\x20GET / HTTP/2.0\r\nHost: a\r\n\r\n")
 put("http_head", "leading_crlf", b"\x24\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
 put("http_head", "bad_key", b"\x28" + up.replace(KEY, "short").encode())
+put("http_head", "chunked_body",
+    b"\x30POST /api/invite HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Sum: 9\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+put("http_head", "chunked_bad",
+    b"\x35POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\nffffffffffffffffff\r\n")
 put("http_head", "two_versions", b"\x2c" + up.replace("\r\n\r\n", "\r\nSec-WebSocket-Version: 8\r\n\r\n").encode())
 
 

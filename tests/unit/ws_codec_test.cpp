@@ -1,6 +1,8 @@
 // Unit tests for plugins/transport-ws/codec: framing rules (one test per close code path),
-// UTF-8, masking, encoder, handshake, SHA-1, base64 and the HTTP request head parser.
+// UTF-8, masking, encoder, handshake, SHA-1, base64, the HTTP request head parser and the
+// chunked body decoder.
 #include "base64.hpp"
+#include "chunked_body.hpp"
 #include "handshake.hpp"
 #include "http_request_head.hpp"
 #include "sha1.hpp"
@@ -1136,6 +1138,96 @@ TEST(HttpRequestHead, Limits) {
     for (int i = 0; i < 5000; ++i)
         empty_lines += "\r\n";
     expect_head_error(empty_lines, 400);
+}
+
+// ---- ChunkedBody
+
+struct Decoded {
+    ChunkedBody::Status status;
+    std::string body, rest;
+};
+
+// Feeds `wire` in pieces of `step` bytes (0: whole), as a socket would deliver it.
+Decoded decode_chunked(const std::string& wire, size_t step = 0, size_t limit = 1 << 20) {
+    ChunkedBody cb(limit);
+    std::string in;
+    auto st = ChunkedBody::Status::NeedMore;
+    for (size_t off = 0; off < wire.size() && st == ChunkedBody::Status::NeedMore;) {
+        size_t n = step ? std::min(step, wire.size() - off) : wire.size();
+        in.append(wire, off, n);
+        off += n;
+        st = cb.feed(in);
+    }
+    if (st == ChunkedBody::Status::NeedMore) in.clear();
+    return {st, cb.body(), in};
+}
+
+TEST(ChunkedBody, WholeAndInPieces) {
+    const std::string wire = "4\r\nWiki\r\n5;name=value\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n"
+                             "0\r\n\r\nGET /next";
+    for (size_t step : {0, 1, 2, 3, 7}) {
+        auto d = decode_chunked(wire, step);
+        EXPECT_EQ(d.status, ChunkedBody::Status::Done) << "step " << step;
+        EXPECT_EQ(d.body, "Wikipedia in\r\n\r\nchunks.") << "step " << step;
+        // Only what was fed before Done is left: whole, the pipelined request follows.
+        if (step == 0) {
+            EXPECT_EQ(d.rest, "GET /next");
+        }
+    }
+}
+
+TEST(ChunkedBody, TrailersAndHexCase) {
+    auto d = decode_chunked("a\r\n0123456789\r\nA \t;x\r\nabcdefghij\r\n000\r\n"
+                            "Expires: never\r\nX-Sum: 1\r\n\r\n");
+    EXPECT_EQ(d.status, ChunkedBody::Status::Done);
+    EXPECT_EQ(d.body, "0123456789abcdefghij");
+    EXPECT_EQ(decode_chunked("0\r\n\r\n").body, "");
+}
+
+TEST(ChunkedBody, NeedsMoreUntilTheEmptyLine) {
+    ChunkedBody cb(100);
+    std::string in = "3\r\nabc\r\n0\r\n";
+    EXPECT_EQ(cb.feed(in), ChunkedBody::Status::NeedMore);
+    EXPECT_EQ(cb.consumed(), 11u);
+    in += "\r\n";
+    EXPECT_EQ(cb.feed(in), ChunkedBody::Status::Done);
+    EXPECT_EQ(cb.body(), "abc");
+}
+
+TEST(ChunkedBody, Malformed) {
+    for (const std::string& wire : std::vector<std::string>{
+             "\r\n",                               // no size
+             "x\r\nabc\r\n0\r\n\r\n",              // not hex
+             "-1\r\n",                             // sign
+             "3 4\r\nabc\r\n",                     // junk after the size
+             "3\r\nabcd\r\n0\r\n\r\n",             // more data than the size
+             "3\r\nabc0\r\n\r\n",                  // no CRLF after the data
+             "0\r\nno colon here\r\n\r\n",         // trailer that is no field
+             "10000000000000000\r\n",              // 17 hex digits: over 64 bits
+             "3;a\nb\r\nabc\r\n0\r\n\r\n",         // bare LF in an extension
+             "3\r" + std::string(5000, '0') + "\n" // a size line over the limit
+         }) {
+        for (size_t step : {0, 1}) {
+            EXPECT_EQ(decode_chunked(wire, step).status, ChunkedBody::Status::Malformed)
+                << "step " << step << ": " << wire.substr(0, 40);
+        }
+    }
+}
+
+TEST(ChunkedBody, Limits) {
+    EXPECT_EQ(decode_chunked("5\r\nhello\r\n0\r\n\r\n", 0, 5).status, ChunkedBody::Status::Done);
+    EXPECT_EQ(decode_chunked("5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n", 0, 5).status,
+              ChunkedBody::Status::TooLarge);
+    // Refused from the size line, before any of its data arrived.
+    ChunkedBody cb(10);
+    std::string in = "ffffffff\r\n";
+    EXPECT_EQ(cb.feed(in), ChunkedBody::Status::TooLarge);
+    std::string more = "abc";
+    EXPECT_EQ(cb.feed(more), ChunkedBody::Status::TooLarge) << "failure is sticky";
+    std::string trailers = "0\r\n";
+    for (int i = 0; i < 1000; ++i)
+        trailers += "X-Trailer-" + std::to_string(i) + ": v\r\n";
+    EXPECT_EQ(decode_chunked(trailers + "\r\n").status, ChunkedBody::Status::TooLarge);
 }
 
 } // namespace
