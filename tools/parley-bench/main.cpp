@@ -338,7 +338,7 @@ class Worker {
   public:
     Worker(Shared& sh, int id, int nworkers) : sh_(sh), o_(sh.o), id_(id), nworkers_(nworkers) {
         ep_ = epoll_create1(EPOLL_CLOEXEC);
-        rbuf_.reset(new char[kRbuf]);
+        rbuf_ = std::make_unique_for_overwrite<char[]>(kRbuf);
         // Prebuilt client text frame: FIN|text, MASK|len, zero mask, payload.
         size_t n = size_t(o_.size);
         frame_.push_back(char(0x81));
