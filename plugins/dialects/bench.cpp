@@ -758,11 +758,14 @@ class BenchSession final : public Session {
     // Takes this member out of its room. Whoever removes a member (this session, or an admin's
     // delete or ban racing it) announces the leave, to the others and the park: the kernel tells
     // exactly one of them it succeeded.
-    void leave_announced(Conn& c) {
+    void leave_announced(Conn& c) { remove_announced(c.id(), id_); }
+
+    // The same for member `sender` on connection `conn` of this room (an admin's ban).
+    void remove_announced(parley_t_conn_id conn, std::string_view sender) {
         uint32_t left = 0;
-        if (t()->room_leave(ctx(), c.id(), sdk::bytes(room_), &left) != PARLEY_OK) return;
+        if (t()->room_leave(ctx(), conn, sdk::bytes(room_), &left) != PARLEY_OK) return;
         if (left == 0) return room_emptied();
-        auto f = sh_->host.frame_of(frame_text("leave", "", id_));
+        auto f = sh_->host.frame_of(frame_text("leave", "", sender));
         t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
         federate(f.view());
     }
@@ -1056,15 +1059,7 @@ class BenchSession final : public Session {
         m->evicted.store(true);
         auto kicked = sh_->host.frame_of(frame_text("kicked", kBannedText, target));
         t()->room_send_to_member(ctx(), sdk::bytes(room_), sdk::bytes(target), kicked.get());
-        uint32_t left = 1;
-        if (t()->room_leave(ctx(), conn, sdk::bytes(room_), &left) == PARLEY_OK) {
-            if (left == 0) {
-                room_emptied();
-            } else {
-                auto f = sh_->host.frame_of(frame_text("leave", "", target));
-                t()->room_publish(ctx(), sdk::bytes(room_), f.get(), 0);
-            }
-        }
+        remove_announced(conn, target); // to the others here and, like any leave, the park
         sh_->host.log(PARLEY_LOG_DEBUG, "bench: member banned by the admin");
         static constexpr std::string_view reason = "banned";
         t()->conn_close(ctx(), conn, 1008, sdk::bytes(reason));

@@ -156,6 +156,10 @@ test('public room flows both ways; a private room does not', { skip }, async () 
   await b1.next((m) => m.type === 'join' && m.senderId === a2.id);
   a2.send({ type: 'message', payload: 'from-A2' });
   await b1.next((m) => m.type === 'message' && m.payload === 'from-A2');
+  // Banned by A's admin: B sees it leave, as when a member leaves by itself.
+  a1.send({ type: 'ban_client', payload: a2.id, adminToken: adminA });
+  await a2.next((m) => m.type === 'kicked');
+  await b1.next((m) => m.type === 'leave' && m.senderId === a2.id);
 
   // Private rooms of the same name on both benches: nothing crosses. The public message sent
   // after the private one is the barrier: once it arrived, the private one would have too.
