@@ -95,19 +95,20 @@ state_dir: ${tmp}/state
 store: db
 log: {level: trace, format: json}   # trace: everything debug logs and more
 drain: {grace: 200ms}
+# Three protocols in one process (one log to audit): their room names are one namespace.
 plugins:
   - name: db
     plugin: store-pg
     config: {conninfo: "${PG}", history_limit: 50, history_ttl: 1h, max_record: 64K}
   - name: link
     plugin: transport-ws
-    config: {port: ${linkPort}, protocol: link, threads: 1, link: {password_delay: 0s}}
+    config: {port: ${linkPort}, protocol: link, threads: 1, shared_room_names: true, link: {password_delay: 0s}}
   - name: bench
     plugin: transport-ws
-    config: {port: ${benchPort}, protocol: bench, threads: 1}
+    config: {port: ${benchPort}, protocol: bench, threads: 1, shared_room_names: true}
   - name: relayws
     plugin: transport-ws
-    config: {port: ${relayPort}, protocol: raw, threads: 1, max_http_body: 80K}
+    config: {port: ${relayPort}, protocol: raw, threads: 1, shared_room_names: true, max_http_body: 80K}
   - name: relay
     plugin: relay
     config: {allowlist: ${tmp}/ids/allowlist.json, mode: secure, post_rate: 0, proof_window: 120s}
