@@ -100,6 +100,9 @@ void Connection::teardown() {
     tore_down_ = true;
     auto* host = t_.host().table();
     if (session_ && id_) session_->on_close(*this);
+    if (id_ && r_.settings()->log_client_addresses)
+        t_.host().logf(PARLEY_LOG_INFO, "connection %llu from %s closed", (unsigned long long)id_,
+                       ip_.c_str());
     if (id_) {
         host->conn_closed(t_.host().ctx(), id_);
         t_.host().add(t_.metrics().connections, -1);
@@ -366,6 +369,8 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
     auto s = r_.settings();
     auto refuse = [&](int status, std::string_view why, std::string_view extra = "") {
         t_.host().add(t_.metrics().handshake_failures);
+        if (s->log_client_addresses)
+            t_.host().logf(PARLEY_LOG_INFO, "upgrade from %s refused: %d", ip_.c_str(), status);
         send_http(status, "text/plain", std::string(why) + "\n", extra);
         return false;
     };
@@ -405,6 +410,9 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
     session_ = std::move(session);
     rewrite_out_ = session_->rewrites_out();
     observe_out_ = session_->observes_out();
+    if (s->log_client_addresses)
+        t_.host().logf(PARLEY_LOG_INFO, "connection %llu from %s opened", (unsigned long long)id_,
+                       ip_.c_str());
     session_->on_open(*this);
     // Bytes that followed the request head belong to the WebSocket.
     if (!in_.empty() && state_ == State::WebSocket) {
@@ -417,6 +425,10 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
 
 // ---------------------------------------------------------------------------------------------
 // WebSocket
+
+std::string Connection::address_note() const {
+    return r_.settings()->log_client_addresses ? " from " + ip_ : std::string();
+}
 
 bool Connection::allow_message() {
     auto s = r_.settings();
@@ -431,6 +443,8 @@ bool Connection::allow_message() {
     }
     t_.host().add(t_.metrics().rate_limited);
     if (++rate_drops_ > 4 * s->burst) {
+        t_.host().logf(PARLEY_LOG_INFO, "rate limit: closing connection %llu%s",
+                       (unsigned long long)id_, address_note().c_str());
         close(1008, "rate limit exceeded");
         return false;
     }
@@ -613,8 +627,9 @@ void Connection::push(parley_t_frame_hptr frame, uint8_t opcode, bool) {
 void Connection::slow_consumer() {
     if (state_ != State::WebSocket) return;
     t_.host().add(t_.metrics().slow_consumers);
-    t_.host().logf(PARLEY_LOG_INFO, "slow consumer: closing connection %llu (queue over %zu bytes)",
-                   (unsigned long long)id_, r_.settings()->send_queue);
+    t_.host().logf(PARLEY_LOG_INFO,
+                   "slow consumer: closing connection %llu%s (queue over %zu bytes)",
+                   (unsigned long long)id_, address_note().c_str(), r_.settings()->send_queue);
     // Drop what has not started to go out; the frame being written must finish first.
     auto* host = t_.host().table();
     while (out_.size() > 1 || (out_.size() == 1 && out_.front().off == 0)) {

@@ -78,6 +78,8 @@ class Connection final : public dialect::Conn {
     void slow_consumer();
     void fail(uint16_t code, std::string_view reason);
     bool allow_message();
+    // " from <address>" when the operator opted in to log client addresses, else "".
+    std::string address_note() const;
 
     Reactor& r_;
     Transport& t_;

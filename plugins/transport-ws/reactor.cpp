@@ -275,6 +275,9 @@ void Reactor::accept_on(int lfd, bool admin) {
             [[maybe_unused]] auto n = ::send(fd, k429.data(), k429.size(), MSG_NOSIGNAL);
             close(fd);
             t_.host().add(t_.metrics().per_ip_refused);
+            if (settings_->log_client_addresses)
+                t_.host().logf(PARLEY_LOG_INFO, "refused a connection from %s: connections_per_ip",
+                               ip.c_str());
             continue;
         }
         int one = 1;

@@ -144,6 +144,10 @@ constexpr parley_t_config_key kConfig[] = {
     key_range("max_http_body", PARLEY_CFG_SIZE, "128K", 0, 64 << 20,
               "Largest HTTP request body (API routes); larger gets 413 and Connection: close, "
               "and up to 4 MiB (2 s) of the rest is read and dropped so the client sees it."),
+    key("log_client_addresses", PARLEY_CFG_BOOL, "false",
+        "Name client addresses in this listener's log: WebSockets opened and closed, refused "
+        "upgrades, per-IP refusals, rate-limit and slow-consumer closes. Off: parley logs no "
+        "client address anywhere; turn on only where the law and your users allow it."),
     key_range("metrics_port", PARLEY_CFG_INT, "-1", -1, 65535,
               "Admin listener for Prometheus /metrics; -1 off, 0 a free port.", PARLEY_CFG_RESTART),
     key("metrics_host", PARLEY_CFG_STRING, "127.0.0.1", "Admin listener address.",
@@ -269,6 +273,7 @@ Settings Transport::read_settings() const {
     s.metrics_port = int(h.config_int("metrics_port"));
     s.metrics_host = h.config_string("metrics_host");
     s.permissions_policy = h.config_string("permissions_policy");
+    s.log_client_addresses = h.config_bool("log_client_addresses");
     return s;
 }
 

@@ -1512,6 +1512,57 @@ TEST(Daemon, DrainClosesWith1001) {
     d.stop(); // reaps it: exit status 0 expected
 }
 
+TEST(Daemon, ClientAddressesAreLoggedOnlyOnOptIn) {
+    // Off by default (the privacy promise); an operator may opt in per listener.
+    Daemon d;
+    ASSERT_TRUE(d.start("addr", "{port: 0, protocol: raw, threads: 1, connections_per_ip: 1, "
+                                "log_client_addresses: true, metrics_port: 0}"))
+        << d.log_tail();
+    const char* src = "127.83.19.201";
+    {
+        std::unique_ptr<Client> ws;
+        ASSERT_NO_FATAL_FAILURE(open_ws(d.port(), ws, "/ws/echo", "", src));
+        Client refused(d.port(), src); // over connections_per_ip
+        ASSERT_TRUE(refused.ok());
+        refused.send_raw(upgrade_request(d.port()));
+        auto r = refused.http();
+        if (r) {
+            EXPECT_EQ(r->status, 429);
+        }
+        Client bad(d.port(), "127.83.19.203");
+        ASSERT_TRUE(bad.send_raw("GET /ws/echo HTTP/1.1\r\nHost: " + host_of(d.port()) +
+                                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+        auto no_key = bad.http();
+        ASSERT_TRUE(no_key);
+        EXPECT_EQ(no_key->status, 426); // no Sec-WebSocket-Version
+    }
+    std::string log;
+    for (auto deadline = Clock::now() + 5s; Clock::now() < deadline;) {
+        log = d.log_tail(100000);
+        if (log.find("from 127.83.19.201 closed") != std::string::npos) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    for (const char* line : {"from 127.83.19.201 opened", "from 127.83.19.201 closed",
+                             "refused a connection from 127.83.19.201: connections_per_ip",
+                             "upgrade from 127.83.19.203 refused: 426"})
+        EXPECT_NE(log.find(line), std::string::npos) << "no \"" << line << "\" in\n" << log;
+    d.stop();
+
+    // The default listener, after the same from another address: none in its whole log.
+    {
+        std::unique_ptr<Client> ws;
+        ASSERT_NO_FATAL_FAILURE(open_ws(g_main->port(), ws, "/ws/echo", "", "127.83.19.202"));
+    }
+    Client bad(g_main->port(), "127.83.19.202");
+    ASSERT_TRUE(bad.send_raw("GET /ws/echo HTTP/1.1\r\nHost: " + host_of(g_main->port()) +
+                             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+    ASSERT_TRUE(bad.http());
+    std::this_thread::sleep_for(200ms);
+    auto main_log = g_main->log_tail(1000000);
+    EXPECT_EQ(main_log.find("127.83.19.202"), std::string::npos);
+    EXPECT_EQ(main_log.find("127.0.0.5"), std::string::npos) << "Limits.ConnectionsPerIp's address";
+}
+
 TEST(Daemon, StillAlive) {
     EXPECT_TRUE(g_main->alive());
     EXPECT_TRUE(g_strict->alive());
