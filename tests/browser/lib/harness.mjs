@@ -61,8 +61,9 @@ export async function writeProfile(templatePath, { port, stateDir, vars = {}, di
 }
 
 // Spawns $PARLEYD. `args` defaults to [profile]. Resolves once
-// GET http://127.0.0.1:<port>/healthz answers 200 with a body starting "ok";
-// rejects (with the collected output) if the process exits first or times out.
+// GET http://127.0.0.1:<port>/healthz answers 200 with a body starting "ok" and the kernel
+// logged that the whole profile runs; rejects (with the collected output) if the process
+// exits first or times out.
 export async function startParleyd({
   profile, port, env = {}, args, bin = process.env.PARLEYD, timeoutMs = 20_000, logFile, cwd,
 } = {}) {
@@ -102,6 +103,12 @@ export async function startParleyd({
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  // Healthy is one listener; a plugin after it may still fail to start (and parleyd exit 1).
+  // The kernel's "running" line comes once every instance started (logged at level info).
+  while (!exited && !/' running \(/.test(logs()) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  if (exited) throw new Error(`parleyd exited while starting (${JSON.stringify(exited)}):\n${logs()}`);
 
   return {
     url,
