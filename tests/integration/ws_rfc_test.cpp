@@ -1450,6 +1450,19 @@ TEST(Http, ChunkedRequestBodies) {
     expect_refused(port, head("chunked") + many + "0\r\n\r\n", {413});
 }
 
+TEST(Http, AbsoluteFormTarget) {
+    // What a client talking through a forward proxy configuration sends (RFC 9112 3.2.2).
+    int port = g_main->port();
+    std::optional<HttpResponse> resp;
+    std::unique_ptr<Client> c;
+    ASSERT_NO_FATAL_FAILURE(http_exchange(
+        port,
+        "GET http://" + host_of(port) + "/healthz HTTP/1.1\r\nHost: " + host_of(port) + "\r\n\r\n",
+        resp, c));
+    EXPECT_EQ(resp->status, 200);
+    EXPECT_EQ(resp->body, "ok");
+}
+
 TEST(Http, MetricsListener) {
     // A protocol error of our own first, so the 1002 counter exists whatever ran before.
     protocol_case(frame(kOpText, "x", true, false), 1002, "unmasked");

@@ -16,6 +16,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace parley::ws {
@@ -1060,6 +1061,25 @@ TEST(HttpRequestHead, ResetReadsNextRequest) {
               HttpParseStatus::Complete);
     EXPECT_EQ(head.target(), "/b");
     EXPECT_FALSE(head.keep_alive());
+}
+
+TEST(HttpRequestHead, AbsoluteFormTargetIsRoutedByItsPath) {
+    for (auto [line, path, query] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"GET http://127.0.0.1:8080/health?x=1 HTTP/1.1", "/health", "x=1"},
+             {"GET HTTPS://example.org/ws/room HTTP/1.1", "/ws/room", ""},
+             {"GET http://example.org HTTP/1.1", "/", ""},
+             {"OPTIONS * HTTP/1.1", "*", ""},
+             {"GET /plain HTTP/1.1", "/plain", ""},
+         }) {
+        HttpRequestHead head;
+        std::string in = line + "\r\nHost: h\r\n\r\n";
+        ASSERT_EQ(head.feed(in).status, HttpParseStatus::Complete) << line;
+        EXPECT_EQ(head.path(), path) << line;
+        EXPECT_EQ(head.query(), query) << line;
+    }
+    HttpRequestHead bad;
+    std::string in = "GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n";
+    EXPECT_EQ(bad.feed(in).status, HttpParseStatus::Error);
 }
 
 TEST(HttpRequestHead, ContentLength) {

@@ -191,6 +191,20 @@ bool HttpRequestHead::parse_request_line(std::string_view line) {
         !target_.empty() &&
         std::all_of(target_.begin(), target_.end(), [](char c) { return c > 0x20 && c < 0x7F; });
     if (!target_ok) return reject(kBadRequest, "malformed request target");
+    // Absolute-form ("GET http://host/path", RFC 9112 3.2.2: servers must accept it): only the
+    // path and query are routed.
+    if (target_.front() != '/') {
+        const size_t scheme_end = target_.find("://");
+        if (scheme_end != std::string_view::npos &&
+            (iequals(target_.substr(0, scheme_end), "http") ||
+             iequals(target_.substr(0, scheme_end), "https"))) {
+            const std::string_view rest = target_.substr(scheme_end + 3);
+            const size_t slash = rest.find('/');
+            if (rest.empty() || rest.front() == '/')
+                return reject(kBadRequest, "malformed request target"); // no authority
+            target_ = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+        }
+    }
     const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
     if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) ||
         version[6] != '.' || !is_digit(version[7]))
