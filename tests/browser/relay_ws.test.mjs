@@ -6,7 +6,6 @@
 // Env: PARLEYD, PARLEY_CLI, PARLEY_RELAY_WS_PROFILE (tests/browser/profiles/relay-ws.yaml.in).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -15,6 +14,7 @@ import path from 'node:path';
 import nacl from 'tweetnacl';
 import WebSocket from 'ws';
 import { freePort, startParleyd, writeProfile, BROWSER_TESTS_DIR } from './lib/harness.mjs';
+import { generateIdentities, relayMember, postSignedBlob } from './lib/socketio.mjs';
 
 const PROFILE = process.env.PARLEY_RELAY_WS_PROFILE
   || path.join(BROWSER_TESTS_DIR, 'profiles', 'relay-ws.yaml.in');
@@ -32,12 +32,6 @@ let tmp;
 let d;
 let members;
 let allowlistPath;
-
-function loadMember(file) {
-  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const keyPair = nacl.sign.keyPair.fromSecretKey(Buffer.from(json.signing.secretKey, 'base64'));
-  return { json, keyPair, keyHash: json.keyHash };
-}
 
 // A client that records every text frame and the close event.
 function connect() {
@@ -100,25 +94,7 @@ async function assertRefused(c) {
 }
 
 // Signed POST of one blob (the relay plugin's secure mode).
-async function postBlob(sender, recipientHash) {
-  const body = crypto.randomBytes(65536);
-  const target = `/api/blobs?recipientKeyHash=${recipientHash}&n=${crypto.randomBytes(8).toString('hex')}`;
-  const ts = String(Math.floor(Date.now() / 1000));
-  const msg = `POST\n${target}\n${ts}\n${sha256hex(body)}`;
-  const sig = nacl.sign.detached(Buffer.from(msg, 'utf8'), sender.keyPair.secretKey);
-  const res = await fetch(`${d.url}${target}`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/octet-stream',
-      'X-Parley-Key': b64(sender.keyPair.publicKey),
-      'X-Parley-Timestamp': ts,
-      'X-Parley-Signature': b64(sig),
-    },
-    body,
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-  return res.json();
-}
+const postBlob = async (sender, recipientHash) => (await postSignedBlob(d.url, sender, recipientHash)).json();
 
 // A frame the server always answers (unknown type): once its answer is back, every frame sent
 // before it on this connection has been handled.
@@ -131,8 +107,7 @@ async function sync(c) {
 before(async () => {
   assert.ok(CLI, 'PARLEY_CLI is not set (path to the parley tool)');
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'parley-relay-ws-'));
-  execFileSync(CLI, ['identities', 'generate', '--count', '3', '--out', path.join(tmp, 'ids'), '--circle', 'ws'], { stdio: 'pipe' });
-  members = [1, 2, 3].map((i) => loadMember(path.join(tmp, 'ids', `identity-0${i}.json`)));
+  members = generateIdentities(tmp, { circle: 'ws' }).map(relayMember);
   allowlistPath = path.join(tmp, 'allowlist.json');
   fs.copyFileSync(path.join(tmp, 'ids', 'allowlist.json'), allowlistPath);
   const port = await freePort();

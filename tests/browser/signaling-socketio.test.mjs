@@ -6,48 +6,25 @@
 // Env: PARLEYD, PARLEY_CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import nacl from 'tweetnacl';
-import { io } from 'socket.io-client';
-import { freePort, startParleyd, writeProfile, BROWSER_TESTS_DIR } from './lib/harness.mjs';
+import { BROWSER_TESTS_DIR } from './lib/harness.mjs';
+import {
+  generateIdentities, relayMember, postSignedBlob, startSignalingParleyd, openSocket, nextEvent as next,
+} from './lib/socketio.mjs';
 
 const PROFILE = path.join(BROWSER_TESTS_DIR, 'profiles', 'signaling.yaml.in');
-const CLI = process.env.PARLEY_CLI;
 const b64 = (u8) => Buffer.from(u8).toString('base64');
-const sha256hex = (data) => crypto.createHash('sha256').update(data).digest('hex');
 
 let tmp; let d; let members;
 const sockets = [];
 
-function member(i) {
-  const j = JSON.parse(fs.readFileSync(path.join(tmp, 'ids', `identity-0${i}.json`), 'utf8'));
-  return { keyHash: j.keyHash, keyPair: nacl.sign.keyPair.fromSecretKey(Buffer.from(j.signing.secretKey, 'base64')) };
-}
-
 before(async () => {
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'parley-socketio-'));
-  execFileSync(CLI, ['identities', 'generate', '--count', '3', '--out', path.join(tmp, 'ids'), '--circle', 'sio'], { stdio: 'pipe' });
-  members = [1, 2, 3].map(member);
-  await fsp.writeFile(path.join(tmp, 'turn.secret'), 'unused-here\n');
-  const port = await freePort();
-  const profile = await writeProfile(PROFILE, {
-    port,
-    stateDir: path.join(tmp, 'state'),
-    dir: tmp,
-    vars: {
-      ALLOWLIST: path.join(tmp, 'ids', 'allowlist.json'),
-      MEMBER1: members[0].keyHash,
-      MEMBER2: members[1].keyHash,
-      TURN_PORT: '3478',
-      TURN_SECRET_FILE: path.join(tmp, 'turn.secret'),
-    },
-  });
-  d = await startParleyd({ profile, port, logFile: path.join(tmp, 'parleyd.log') });
+  members = generateIdentities(tmp, { circle: 'sio' }).map(relayMember);
+  d = await startSignalingParleyd(PROFILE, tmp, { member1: members[0].keyHash, member2: members[1].keyHash });
 });
 
 after(async () => {
@@ -57,21 +34,7 @@ after(async () => {
 });
 
 // A socket.io-client socket that records every event.
-function open() {
-  const s = io(d.url, { path: '/socket.io', transports: ['websocket'], reconnection: false, timeout: 5000 });
-  sockets.push(s);
-  s.events = [];
-  s.onAny((event, ...args) => s.events.push({ event, args }));
-  s.on('disconnect', (reason) => s.events.push({ event: 'disconnect', args: [reason] }));
-  return s;
-}
-
-function next(s, event, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms; got ${JSON.stringify(s.events)}`)), ms);
-    s.once(event, (...args) => { clearTimeout(t); resolve(args); });
-  });
-}
+const open = () => openSocket(d.url, { sockets });
 
 async function authed(m, { unpadded = false } = {}) {
   const s = open();
@@ -88,31 +51,13 @@ async function authed(m, { unpadded = false } = {}) {
   return s;
 }
 
-async function postBlob(sender, recipientHash) {
-  const body = crypto.randomBytes(65536);
-  const target = `/api/blobs?recipientKeyHash=${recipientHash}&n=${crypto.randomBytes(8).toString('hex')}`;
-  const ts = String(Math.floor(Date.now() / 1000));
-  const sig = nacl.sign.detached(Buffer.from(`POST\n${target}\n${ts}\n${sha256hex(body)}`, 'utf8'), sender.keyPair.secretKey);
-  const res = await fetch(`${d.url}${target}`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/octet-stream',
-      'X-Parley-Key': b64(sender.keyPair.publicKey),
-      'X-Parley-Timestamp': ts,
-      'X-Parley-Signature': b64(sig),
-    },
-    body,
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-}
-
 test('connect, prove identity, join_blob: a blob POST for us emits refresh', async () => {
   const [m1, m2] = members;
   const s = await authed(m1);
   s.emit('join_blob', m1.keyHash);
   await new Promise((r) => setTimeout(r, 200));
   const refresh = next(s, 'refresh');
-  await postBlob(m2, m1.keyHash);
+  await postSignedBlob(d.url, m2, m1.keyHash);
   assert.deepEqual(await refresh, []);
   // Another member's box cannot be watched.
   const err = next(s, 'error');

@@ -12,18 +12,17 @@
 // Env: PARLEYD, PARLEY_CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { io } from 'socket.io-client';
 import WebSocket from 'ws';
-import { freePort, startParleyd, writeProfile, BROWSER_TESTS_DIR } from './lib/harness.mjs';
+import { BROWSER_TESTS_DIR } from './lib/harness.mjs';
+import {
+  generateIdentities, startSignalingParleyd, openSocket, nextEvent as next,
+} from './lib/socketio.mjs';
 
 const PROFILE = path.join(BROWSER_TESTS_DIR, 'profiles', 'signaling-compat.yaml.in');
-const CLI = process.env.PARLEY_CLI;
 
 let tmp; let d; let members;
 const sockets = [];
@@ -31,23 +30,8 @@ const outsider = crypto.randomBytes(32).toString('hex'); // well-formed, not all
 
 before(async () => {
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'parley-sio-compat-'));
-  execFileSync(CLI, ['identities', 'generate', '--count', '3', '--out', path.join(tmp, 'ids'), '--circle', 'sio'], { stdio: 'pipe' });
-  members = [1, 2, 3].map((i) => JSON.parse(fs.readFileSync(path.join(tmp, 'ids', `identity-0${i}.json`), 'utf8')).keyHash);
-  await fsp.writeFile(path.join(tmp, 'turn.secret'), 'unused-here\n');
-  const port = await freePort();
-  const profile = await writeProfile(PROFILE, {
-    port,
-    stateDir: path.join(tmp, 'state'),
-    dir: tmp,
-    vars: {
-      ALLOWLIST: path.join(tmp, 'ids', 'allowlist.json'),
-      MEMBER1: members[0],
-      MEMBER2: members[1],
-      TURN_PORT: '3478',
-      TURN_SECRET_FILE: path.join(tmp, 'turn.secret'),
-    },
-  });
-  d = await startParleyd({ profile, port, logFile: path.join(tmp, 'parleyd.log') });
+  members = generateIdentities(tmp, { circle: 'sio' }).map((j) => j.keyHash);
+  d = await startSignalingParleyd(PROFILE, tmp, { member1: members[0], member2: members[1] });
 });
 
 after(async () => {
@@ -56,23 +40,8 @@ after(async () => {
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-// Relay's client socket (useMessages.ts), recording every event; reconnection is turned off so
-// a refused socket cannot mask a failure by reconnecting.
-function open() {
-  const s = io(d.url, { path: '/socket.io', transports: ['websocket', 'polling'], reconnection: false, timeout: 5000 });
-  sockets.push(s);
-  s.events = [];
-  s.onAny((event, ...args) => s.events.push({ event, args }));
-  s.on('disconnect', (reason) => s.events.push({ event: 'disconnect', args: [reason] }));
-  return s;
-}
-
-function next(s, event, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms; got ${JSON.stringify(s.events)}`)), ms);
-    s.once(event, (...args) => { clearTimeout(t); resolve(args); });
-  });
-}
+// Relay's client socket (useMessages.ts: websocket, then polling), recording every event.
+const open = () => openSocket(d.url, { sockets, transports: ['websocket', 'polling'] });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
