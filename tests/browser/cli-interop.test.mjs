@@ -8,7 +8,7 @@
 //   $CHROMIUM             browser (default /usr/bin/chromium); artifacts in $ARTIFACTS_DIR
 //   $PARLEY_REQUIRE_BROWSER=1  (set by ctest) anything missing is a failure, not a skip
 
-import { describe, it, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -20,6 +20,9 @@ import path from 'node:path';
 import {
   launchBrowser, haveChromium, chromiumPath, startParleyd, freePort, writeProfile, saveScreenshot, artifactsDir,
 } from './lib/harness.mjs';
+import {
+  newRecordedPage, screenshotSteps, waitForText, sendWithEnter, createRoomOn,
+} from './lib/link-page.mjs';
 import { displayName } from '../../plugins/transport-ws/web/link/names.js';
 
 const CLI = process.env.PARLEY_CLI;
@@ -34,6 +37,7 @@ const skip = !haveChromium()
 if (skip && process.env.PARLEY_REQUIRE_BROWSER === '1') throw new Error(`cannot run: ${skip}`);
 
 const T = 90_000;
+const TEXT_WAIT = 20_000; // for a message to show in a page
 const nonce = crypto.randomBytes(4).toString('hex');
 const TEXT = {
   cli: `from cli ${nonce}`,
@@ -88,7 +92,7 @@ describe('parley chat CLI with the web client', { skip }, () => {
   let browser;
   let stateDir;
   const pages = new Map();
-  const frames = []; // {label, dir, payload} of the browser pages' sockets
+  const frames = []; // {label, dir, url, payload} of the browser pages' sockets
   const outputs = []; // every CLI stdout/stderr, checked for secrets at the end
   const room = {};
 
@@ -106,39 +110,8 @@ describe('parley chat CLI with the web client', { skip }, () => {
     if (stateDir) await fsp.rm(stateDir, { recursive: true, force: true });
   });
 
-  async function newPage(label) {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 720 } });
-    const page = await context.newPage();
-    page.on('websocket', (ws) => {
-      ws.on('framesent', ({ payload }) => frames.push({ label, dir: 'sent', payload: String(payload) }));
-      ws.on('framereceived', ({ payload }) => frames.push({ label, dir: 'recv', payload: String(payload) }));
-    });
-    page.on('dialog', (d) => d.accept());
-    pages.set(label, page);
-    return page;
-  }
-
-  const step = (name, fn) => it(name, { timeout: T }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      for (const [label, page] of pages) {
-        await saveScreenshot(page, `FAILED-cli-${name.slice(0, 40)}-${label}`).catch(() => {});
-      }
-      throw err;
-    }
-  });
-
-  const waitState = (page, state, timeout = 15_000) =>
-    page.waitForSelector(`body[data-state="${state}"]`, { timeout });
-  const waitForText = (page, text, timeout = 20_000) =>
-    page.waitForFunction((t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), text, { timeout });
-
-  async function sendWithEnter(page, text) {
-    await page.fill('#composer', text);
-    await page.press('#composer', 'Enter');
-    await waitForText(page, text);
-  }
+  const newPage = (label) => newRecordedPage(browser, label, { pages, frames });
+  const step = screenshotSteps(pages, { timeout: T, prefix: 'cli-' });
 
   const clientIdOf = (page, roomId) => page.evaluate((id) => new Promise((resolve, reject) => {
     const open = indexedDB.open('secure_chat_keys');
@@ -150,18 +123,9 @@ describe('parley chat CLI with the web client', { skip }, () => {
     };
   }), roomId);
 
-  // As link-room.test.mjs: /new_chat, #create-room, read the invite link.
+  // As link-room.test.mjs; the invite link gives the room id and key.
   async function createRoom(page, { password } = {}) {
-    const res = await page.goto(`${server.url}/new_chat`);
-    assert.equal(res.status(), 200);
-    await waitState(page, 'new');
-    if (password) {
-      await page.check('#room-password-enable');
-      await page.fill('#room-password', password);
-    }
-    await page.click('#create-room');
-    await waitState(page, 'online');
-    const invite = await page.inputValue('#invite-link');
+    const { invite } = await createRoomOn(page, server.url, { password });
     const m = /\/room\/([A-Za-z0-9_-]{22})#([A-Za-z0-9_-]{43})$/.exec(invite);
     assert.ok(m, `unexpected invite link ${invite}`);
     return { invite, roomId: m[1], key: m[2], clientId: await clientIdOf(page, m[1]) };
@@ -196,7 +160,7 @@ describe('parley chat CLI with the web client', { skip }, () => {
     assert.equal(Buffer.from(env.iv, 'base64url').length, 12);
     assert.ok(!/[=+/]/.test(env.iv + env.ciphertext), 'unpadded base64url');
 
-    await sendWithEnter(a, TEXT.browser);
+    await sendWithEnter(a, TEXT.browser, TEXT_WAIT);
     const r = record(await run.done, 'cli-1');
     assert.equal(r.code, 0, explain(r));
     const got = r.events.find((e) => e.type === 'message' && e.text === TEXT.browser);
@@ -226,7 +190,7 @@ describe('parley chat CLI with the web client', { skip }, () => {
     assert.equal(h.code, 0, explain(h));
     assert.match(h.stdout, new RegExp(`^\\[\\d\\d:\\d\\d\\] ${displayName(room.clientId)}: ${TEXT.browser}$`, 'm'));
     assert.match(h.stdout, new RegExp(`^\\[\\d\\d:\\d\\d\\] You: ${line}$`, 'm'));
-    await waitForText(pages.get('A'), line);
+    await waitForText(pages.get('A'), line, TEXT_WAIT);
   });
 
   step('the CLI joins a password room (invite and password kept off the command line)', async () => {
@@ -246,7 +210,7 @@ describe('parley chat CLI with the web client', { skip }, () => {
       env: { PARLEY_ROOM_PASSWORD: PASSWORD }, input: `${room.pw.invite}\n`,
     });
     await waitForText(p, TEXT.pwCli, 30_000);
-    await sendWithEnter(p, TEXT.pwBrowser);
+    await sendWithEnter(p, TEXT.pwBrowser, TEXT_WAIT);
     const r = record(await run.done, 'cli-pw');
     assert.equal(r.code, 0, explain(r));
     assert.ok(r.events.some((e) => e.type === 'message' && e.text === TEXT.pwBrowser && e.from === room.pw.clientId));

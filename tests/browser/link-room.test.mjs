@@ -7,7 +7,7 @@
 //   LINK_SERVER=mock lib/mock-link-server.mjs (same protocol, in-process)
 // Browser: $CHROMIUM or /usr/bin/chromium. Screenshots/logs: $ARTIFACTS_DIR or ./artifacts.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -18,6 +18,9 @@ import crypto from 'node:crypto';
 import {
   launchBrowser, haveChromium, chromiumPath, startParleyd, freePort, writeProfile, saveScreenshot, artifactsDir,
 } from './lib/harness.mjs';
+import {
+  newRecordedPage, screenshotSteps, waitState, waitForText, sendWithEnter, createRoomOn,
+} from './lib/link-page.mjs';
 import { startMockLinkServer } from './lib/mock-link-server.mjs';
 import { displayName } from '../../plugins/transport-ws/web/link/names.js';
 
@@ -82,50 +85,24 @@ describe(`link room (${MODE})`, { skip }, () => {
   // ---------------------------------------------------------------- helpers
 
   async function newPage(label, contextOptions = {}) {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 720 }, ...contextOptions });
-    const page = await context.newPage();
-    page.on('websocket', (ws) => {
-      ws.on('framesent', ({ payload }) => frames.push({ label, dir: 'sent', url: ws.url(), payload: String(payload) }));
-      ws.on('framereceived', ({ payload }) => frames.push({ label, dir: 'recv', url: ws.url(), payload: String(payload) }));
-    });
+    const page = await newRecordedPage(browser, label, { pages, frames, contextOptions });
     page.on('request', (req) => requests.push(req.url()));
     page.on('console', (msg) => {
       if (/Content.Security.Policy|Trusted ?Type|Refused to/i.test(msg.text())) problems.push(`${label}: ${msg.text()}`);
     });
     page.on('pageerror', (err) => problems.push(`${label}: pageerror ${err.message}`));
-    page.on('dialog', (d) => d.accept()); // "Clear history?" confirmations
-    pages.set(label, page);
     return page;
   }
 
   // Wraps it(): on failure, screenshot every open page before rethrowing.
-  const step = (name, fn) => it(name, { timeout: T }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      for (const [label, page] of pages) {
-        await saveScreenshot(page, `FAILED-${name.slice(0, 40)}-${label}`).catch(() => {});
-      }
-      throw err;
-    }
-  });
+  const step = screenshotSteps(pages, { timeout: T });
 
-  const waitState = (page, state, timeout = 15_000) =>
-    page.waitForSelector(`body[data-state="${state}"]`, { timeout });
   const texts = (page) => page.$$eval('#messages .msg .text', (els) => els.map((e) => e.textContent));
   const froms = (page) => page.$$eval('#messages .msg', (els) => els.map((e) => e.dataset.from));
-  const waitForText = (page, text) =>
-    page.waitForFunction((t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), text, { timeout: 10_000 });
   const waitForCount = (page, n) =>
     page.waitForFunction((k) => document.querySelectorAll('#messages .msg').length === k, n, { timeout: 10_000 });
   const waitMembers = (page, n) =>
     page.waitForFunction((k) => document.getElementById('members').dataset.count === String(k), n, { timeout: 10_000 });
-
-  async function sendWithEnter(page, text) {
-    await page.fill('#composer', text);
-    await page.press('#composer', 'Enter');
-    await waitForText(page, text);
-  }
 
   // Reads this room's IndexedDB record from inside the page.
   const readRecord = (page, roomId) => page.evaluate((id) => new Promise((resolve, reject) => {
@@ -149,20 +126,11 @@ describe(`link room (${MODE})`, { skip }, () => {
   }), roomId);
 
   async function createRoom(page, { password } = {}) {
-    const res = await page.goto(`${server.url}/new_chat`);
-    assert.equal(res.status(), 200);
+    const { res, invite } = await createRoomOn(page, server.url, { password });
     const csp = res.headers()['content-security-policy'] ?? '';
     for (const d of ["script-src 'self'", "require-trusted-types-for 'script'", "frame-ancestors 'none'", "default-src 'none'"]) {
       assert.ok(csp.includes(d), `CSP lacks ${d}: ${csp}`);
     }
-    await waitState(page, 'new');
-    if (password) {
-      await page.check('#room-password-enable');
-      await page.fill('#room-password', password);
-    }
-    await page.click('#create-room');
-    await waitState(page, 'online');
-    const invite = await page.inputValue('#invite-link');
     const m = new RegExp(`^${server.url.replace(/[.]/g, '\\.')}/room/([A-Za-z0-9_-]{22})#([A-Za-z0-9_-]{43})$`).exec(invite);
     assert.ok(m, `unexpected invite link ${invite}`);
     assert.equal(page.url(), `${server.url}/room/${m[1]}`, 'the key must be gone from the address bar');
