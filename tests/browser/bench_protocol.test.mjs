@@ -69,6 +69,18 @@ class Client {
     return c;
   }
 
+  // `n` clients that joined `room` one after another; each has taken the join notices of those
+  // that came after it.
+  static async joined(url, room, n) {
+    const clients = [];
+    for (let i = 0; i < n; i += 1) clients.push(await Client.open(url));
+    for (const c of clients) await c.join(room);
+    for (const [i, c] of clients.entries()) {
+      for (let k = i + 1; k < n; k += 1) await c.expect('join');
+    }
+    return clients;
+  }
+
   constructor(url) {
     this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, { maxPayload: 64 * MIB });
     this.frames = [];
@@ -214,6 +226,15 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
 
   const r1 = { room: roomId(), admin: adminToken() };
 
+  // r1.b's `type` with a token of another room, then with `bad`, is refused and reaches no one.
+  async function refusedWithoutToken(type, bad) {
+    for (const payload of [adminToken().token, bad]) {
+      r1.b.send({ type, roomId: r1.room, payload });
+      await r1.b.expectError(/^invalid admin token$/);
+    }
+    await r1.a.none(100);
+  }
+
   it('join: welcome with the member count, join and leave notices to the others', { timeout: T }, async () => {
     r1.a = await Client.open(url);
     assert.equal(await r1.a.join(r1.room, r1.admin.hash), 1);
@@ -319,11 +340,7 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
   });
 
   it('make_public: refused without the token; with it both sides hear made_public', { timeout: T }, async () => {
-    r1.b.send({ type: 'make_public', roomId: r1.room, payload: adminToken().token });
-    await r1.b.expectError(/^invalid admin token$/);
-    r1.b.send({ type: 'make_public', roomId: r1.room, payload: 'not base64 at all!' });
-    await r1.b.expectError(/^invalid admin token$/);
-    await r1.a.none(100);
+    await refusedWithoutToken('make_public', 'not base64 at all!');
 
     r1.a.send({ type: 'make_public', roomId: r1.room, payload: r1.admin.token });
     await r1.a.expect('made_public', { payload: '', senderId: r1.a.id });
@@ -350,11 +367,7 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
   });
 
   it('delete: refused with a wrong token; with the right one everyone gets deleted and is closed', { timeout: T }, async () => {
-    r1.b.send({ type: 'delete', roomId: r1.room, payload: adminToken().token });
-    await r1.b.expectError(/^invalid admin token$/);
-    r1.b.send({ type: 'delete', roomId: r1.room, payload: '' });
-    await r1.b.expectError(/^invalid admin token$/);
-    await r1.a.none(100);
+    await refusedWithoutToken('delete', '');
 
     r1.a.send({ type: 'delete', roomId: r1.room, payload: r1.admin.token });
     await r1.a.expect('deleted', { payload: '', senderId: '' });
@@ -552,15 +565,7 @@ describe('bench protocol (BenchTalks 1.2.0)', { skip }, () => {
 
   it('back-pressure: a member that stops reading large images is cut off, the others are not', { timeout: T }, async () => {
     const room = roomId();
-    const a = await Client.open(url);
-    const fast = await Client.open(url);
-    const slow = await Client.open(url);
-    await a.join(room);
-    await fast.join(room);
-    await slow.join(room);
-    await a.expect('join');
-    await a.expect('join');
-    await fast.expect('join');
+    const [a, fast, slow] = await Client.joined(url, room, 3);
     slow.ws._socket.pause(); // stops reading: its queue on the server can only grow
 
     // Four 10 MiB images (56 MiB of frames) against the test profile's 40M send_queue.
@@ -660,11 +665,7 @@ describe('bench: env_compat, sticky admin, image cap, rate limit', { skip }, () 
 
   it('MAX_FILE_SIZE caps images', { timeout: T }, async () => {
     const room = roomId();
-    const a = await Client.open(url);
-    const b = await Client.open(url);
-    await a.join(room);
-    await b.join(room);
-    await a.expect('join');
+    const [a, b] = await Client.joined(url, room, 2);
     const fits = crypto.randomBytes(2048 + 40).toString('base64');
     a.send({ type: 'image', roomId: room, payload: fits });
     assert.equal((await b.expect('image', { senderId: a.id })).payload, fits);
@@ -713,11 +714,7 @@ describe('bench: env_compat, sticky admin, image cap, rate limit', { skip }, () 
 
   it('per-connection rate limit: an error frame, then the connection is still usable', { timeout: T }, async () => {
     const room = roomId();
-    const a = await Client.open(url);
-    const b = await Client.open(url);
-    await a.join(room);
-    await b.join(room);
-    await a.expect('join');
+    const [a, b] = await Client.joined(url, room, 2);
     for (let i = 0; i < 12; i += 1) a.send({ type: 'message', roomId: room, payload: `m${i}` });
     const got = [];
     for (;;) {
