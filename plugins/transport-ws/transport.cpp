@@ -288,7 +288,10 @@ void Transport::load_static(const std::string& root) {
     size_t total = 0;
     for (auto& e : fs::recursive_directory_iterator(root, ec)) {
         if (!e.is_regular_file()) continue;
-        auto rel = fs::relative(e.path(), root).generic_string();
+        // Lexical: fs::relative canonicalises, so a symlink to a file outside the root (the
+        // sheet web/common/base.css that two clients share) would be keyed "/../common/..."
+        // and never served. Symlinks in a web root are the operator's (or the install's).
+        auto rel = e.path().lexically_relative(root).generic_string();
         if (rel.starts_with("node_modules") || e.file_size() > (4u << 20)) continue;
         std::ifstream in(e.path(), std::ios::binary);
         std::string body((std::istreambuf_iterator<char>(in)), {});
