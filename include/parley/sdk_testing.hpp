@@ -1574,6 +1574,17 @@ class FakeHost {
 
     // ---- store (memory, or a store plugin chosen with use_store) ----
 
+    // A store call goes to the store plugin chosen with use_store when there is one: returns
+    // the status to answer with, or nullopt when the mock's own memory store answers instead.
+    template <class Call> std::optional<parley_t_status> via_store(const char* what, Call&& call) {
+        parley_t_status err;
+        auto store = live_store(&err);
+        if (err != PARLEY_OK) return err;
+        if (!store) return std::nullopt;
+        guard_call(store->name, what, [&] { call(*store); });
+        return PARLEY_OK;
+    }
+
     std::shared_ptr<Inst> live_store(parley_t_status* err) {
         std::lock_guard lk(mu_);
         *err = store_up_ ? PARLEY_OK : PARLEY_ERR_UNAVAILABLE;
@@ -1911,14 +1922,10 @@ class FakeHost {
                                            void* user) {
         auto* h = I(c, "history_fetch").host;
         if (!fn) return PARLEY_ERR_INVALID;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "history_fetch",
-                          [&] { store->vt.history_fetch(store->inst, room, max, upto, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st = h->via_store("history_fetch", [&](Inst& s) {
+                s.vt.history_fetch(s.inst, room, max, upto, fn, user);
+            }))
+            return *st;
         std::vector<HistoryRecord> recs;
         {
             std::lock_guard lk(h->mu_);
@@ -1936,14 +1943,9 @@ class FakeHost {
     static parley_t_status h_history_clear(parley_t_host_ctx_hptr c, parley_t_bytes room,
                                            parley_t_store_done_fn fn, void* user) {
         auto* h = I(c, "history_clear").host;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "history_clear",
-                          [&] { store->vt.history_clear(store->inst, room, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st = h->via_store("history_clear",
+                                   [&](Inst& s) { s.vt.history_clear(s.inst, room, fn, user); }))
+            return *st;
         {
             std::lock_guard lk(h->mu_);
             if (auto it = h->history_.find(detail::sv(room)); it != h->history_.end())
@@ -1956,14 +1958,9 @@ class FakeHost {
                                       parley_t_bytes data, int64_t exp, parley_t_blob_put_fn fn,
                                       void* user) {
         auto* h = I(c, "blob_put").host;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "blob_put",
-                          [&] { store->vt.blob_put(store->inst, rcpt, data, exp, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st = h->via_store(
+                "blob_put", [&](Inst& s) { s.vt.blob_put(s.inst, rcpt, data, exp, fn, user); }))
+            return *st;
         std::string id;
         {
             std::lock_guard lk(h->mu_);
@@ -1978,14 +1975,9 @@ class FakeHost {
                                        uint32_t lim, parley_t_blob_list_fn fn, void* user) {
         auto* h = I(c, "blob_list").host;
         if (!fn) return PARLEY_ERR_INVALID;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "blob_list",
-                          [&] { store->vt.blob_list(store->inst, rcpt, off, lim, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st = h->via_store(
+                "blob_list", [&](Inst& s) { s.vt.blob_list(s.inst, rcpt, off, lim, fn, user); }))
+            return *st;
         std::vector<BlobRecord> v;
         {
             std::lock_guard lk(h->mu_);
@@ -2000,14 +1992,9 @@ class FakeHost {
                                       parley_t_blob_list_fn fn, void* user) {
         auto* h = I(c, "blob_get").host;
         if (!fn) return PARLEY_ERR_INVALID;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "blob_get",
-                          [&] { store->vt.blob_get(store->inst, id, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st =
+                h->via_store("blob_get", [&](Inst& s) { s.vt.blob_get(s.inst, id, fn, user); }))
+            return *st;
         std::vector<BlobRecord> v;
         {
             std::lock_guard lk(h->mu_);
@@ -2022,14 +2009,9 @@ class FakeHost {
     static parley_t_status h_blob_delete(parley_t_host_ctx_hptr c, parley_t_bytes id,
                                          parley_t_store_done_fn fn, void* user) {
         auto* h = I(c, "blob_delete").host;
-        parley_t_status err;
-        auto store = h->live_store(&err);
-        if (err != PARLEY_OK) return err;
-        if (store) {
-            h->guard_call(store->name, "blob_delete",
-                          [&] { store->vt.blob_delete(store->inst, id, fn, user); });
-            return PARLEY_OK;
-        }
+        if (auto st = h->via_store("blob_delete",
+                                   [&](Inst& s) { s.vt.blob_delete(s.inst, id, fn, user); }))
+            return *st;
         bool erased;
         {
             std::lock_guard lk(h->mu_);
