@@ -150,6 +150,23 @@ std::string relay_auth_message(std::string_view nonce) {
     return std::string(kRelayAuthPrefix) + std::string(nonce);
 }
 
+RelayProof relay_check_proof(std::string_view nonce, std::string_view pk_b64,
+                             std::string_view sig_b64) {
+    RelayProof proof;
+    auto pk = relay_b64_decode(pk_b64, 64);
+    auto sig = relay_b64_decode(sig_b64, 128);
+    if (!pk || pk->size() != crypto_sign_PUBLICKEYBYTES || !sig || sig->size() != crypto_sign_BYTES)
+        return proof;
+    proof.well_formed = true;
+    auto msg = relay_auth_message(nonce);
+    proof.signature_ok =
+        crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig->data()),
+                                    reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+                                    reinterpret_cast<const unsigned char*>(pk->data())) == 0;
+    proof.key_hash = relay_key_hash(*pk);
+    return proof;
+}
+
 namespace {
 
 class RelaySession final : public std::enable_shared_from_this<RelaySession> {
@@ -279,18 +296,10 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
     }
 
     void authenticate(Conn& c, std::string_view pk_b64, std::string_view sig_b64) {
-        auto pk = relay_b64_decode(pk_b64, 64);
-        auto sig = relay_b64_decode(sig_b64, 128);
-        if (!pk || pk->size() != crypto_sign_PUBLICKEYBYTES || !sig ||
-            sig->size() != crypto_sign_BYTES)
-            return refuse(c);
-        auto msg = relay_auth_message(nonce_);
-        bool sig_ok = crypto_sign_verify_detached(
-                          reinterpret_cast<const unsigned char*>(sig->data()),
-                          reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
-                          reinterpret_cast<const unsigned char*>(pk->data())) == 0;
+        auto proof = relay_check_proof(nonce_, pk_b64, sig_b64);
+        if (!proof.well_formed) return refuse(c);
         // Ask the allowlist even when the signature is bad, so both refusals cost the same.
-        std::string hash = relay_key_hash(*pk);
+        std::string hash = std::move(proof.key_hash);
         parley_t_command_call call{};
         call.struct_size = sizeof call;
         call.conn = c.id();
@@ -301,7 +310,7 @@ class RelaySession final : public std::enable_shared_from_this<RelaySession> {
                           "relay dialect: no relay plugin has registered relay.allowed (yet): "
                           "admissions are refused; list the relay instance before the transport");
         bool allowed = st == PARLEY_OK;
-        if (!sig_ok || !allowed) return refuse(c);
+        if (!proof.signature_ok || !allowed) return refuse(c);
         state_ = State::authed;
         key_hash_ = std::move(hash);
         nonce_.clear(); // one answer per challenge

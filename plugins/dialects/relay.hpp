@@ -22,6 +22,16 @@ std::string relay_b64(std::string_view raw);
 std::optional<std::string> relay_b64_decode(std::string_view in, size_t max);
 std::string relay_key_hash(std::string_view raw_ed25519_pk);
 
+// A client's answer to the challenge `nonce`: its Ed25519 public key and its signature over
+// relay_auth_message(nonce), both base64 (padded or not). Shared by /ws and Socket.IO.
+struct RelayProof {
+    bool well_formed = false;  // both decode, to the sizes Ed25519 has
+    bool signature_ok = false; // the signature verifies (only if well formed)
+    std::string key_hash;      // of the presented key, whether or not it verifies
+};
+RelayProof relay_check_proof(std::string_view nonce, std::string_view pk_b64,
+                             std::string_view sig_b64);
+
 // Key hashes are compared in lowercase (Relay's clients send lowercase hex; case is not
 // significant).
 std::string relay_lower(std::string_view s);

@@ -207,24 +207,13 @@ class SioSession final : public std::enable_shared_from_this<SioSession> {
             root["args"].at(0)["publicKey"].get(pk_b64) != simdjson::SUCCESS ||
             root["args"].at(0)["signature"].get(sig_b64) != simdjson::SUCCESS)
             return refuse(c);
-        auto pk = relay_b64_decode(pk_b64, 64);
-        auto sig = relay_b64_decode(sig_b64, 128);
-        if (!pk || pk->size() != crypto_sign_PUBLICKEYBYTES || !sig ||
-            sig->size() != crypto_sign_BYTES || nonce_.empty())
-            return refuse(c);
-        auto msg = relay_auth_message(nonce_);
-        bool sig_ok = crypto_sign_verify_detached(
-                          reinterpret_cast<const unsigned char*>(sig->data()),
-                          reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
-                          reinterpret_cast<const unsigned char*>(pk->data())) == 0;
-        std::string hash = relay_key_hash(*pk);
-        parley_t_command_call call{};
-        call.struct_size = sizeof call;
-        call.conn = c.id();
-        call.identity = sdk::bytes(hash);
-        bool allowed = host_.table()->command_call(host_.ctx(), sdk::bytes("relay.allowed"),
-                                                   &call) == PARLEY_OK;
-        if (!sig_ok || !allowed) return refuse(c);
+        if (nonce_.empty()) return refuse(c);
+        auto proof = relay_check_proof(nonce_, pk_b64, sig_b64);
+        if (!proof.well_formed) return refuse(c);
+        // Asked even when the signature is bad, so both refusals cost the same.
+        bool allowed = relay_allowed(host_, c.id(), proof.key_hash);
+        std::string hash = std::move(proof.key_hash);
+        if (!proof.signature_ok || !allowed) return refuse(c);
         state_ = State::authed;
         key_hash_ = std::move(hash);
         nonce_.clear(); // one answer per challenge
