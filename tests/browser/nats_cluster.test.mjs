@@ -3,11 +3,11 @@
 // messages exactly once, welcome/join/leave counts include every node, two first joiners on
 // different nodes racing for a new room give it exactly one admin (JetStream KV create-only),
 // and kill -9 of one node makes the others see its members leave within node_ttl + heartbeat.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  adminToken, benchJoin, client, clusterFormed, roomId, sleep, startNats, startNode, until, wsUrl,
+  adminToken, benchJoin, client, clusterFixture, roomId, sleep, until, wsUrl,
 } from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_PROFILE;
@@ -19,23 +19,10 @@ const NODE_TTL_MS = 1000;
 
 
 describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
-  let nats;
-  const nodes = [];
-  const clients = [];
+  const cluster = clusterFixture({ template: TEMPLATE, count: 3, prefix: 't' });
+  const { nodes, clients } = cluster;
   const join = (node, room, adminHash = '') => benchJoin(clients, node, room, adminHash);
 
-  before(async () => {
-    nats = await startNats();
-    const vars = { NATS: String(nats.port), CLUSTER: `t${process.pid}` };
-    for (let i = 0; i < 3; ++i) nodes.push(await startNode(TEMPLATE, vars));
-    await clusterFormed(nodes);
-  });
-
-  after(async () => {
-    for (const c of clients) c.ws.terminate();
-    for (const n of nodes) await n.stop().catch(() => {});
-    await nats?.stop();
-  });
 
   it('members on A, B and C: counts and every message exactly once', async () => {
     const [A, B, C] = nodes;

@@ -3,10 +3,10 @@
 // gets the other's messages live, exactly once; a later joiner on either node gets the history
 // of both nodes in order; interleaved writes from both nodes never overwrite each other in
 // PostgreSQL (their sequences carry each node's slot).
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { client, clusterFormed, sleep, startNats, startNode } from './lib/nats_cluster.mjs';
+import { client, clusterFixture, sleep } from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_LINK_PROFILE;
 const skip = !(process.env.PARLEYD && TEMPLATE && process.env.PARLEY_TEST_PG)
@@ -18,9 +18,8 @@ const ct = (t) => Buffer.from(t).toString('base64url');
 const text = (m) => Buffer.from(m.ciphertext, 'base64url').toString();
 
 describe('link-room cluster of two nodes on one PostgreSQL', { skip, timeout: 60_000 }, () => {
-  let nats;
-  const nodes = [];
-  const clients = [];
+  const cluster = clusterFixture({ template: TEMPLATE, count: 2, prefix: 'l', vars: { PG: process.env.PARLEY_TEST_PG } });
+  const { nodes, clients } = cluster;
   const join = async (node, room, id) => {
     const c = await client(`${node.url.replace('http', 'ws')}/ws/${room}?client=${id}`);
     clients.push(c);
@@ -28,19 +27,6 @@ describe('link-room cluster of two nodes on one PostgreSQL', { skip, timeout: 60
     c.connected = await c.wait((f) => f.type === 'system' && f.event === 'connected', 'connected');
     return c;
   };
-
-  before(async () => {
-    nats = await startNats();
-    const vars = { NATS: String(nats.port), CLUSTER: `l${process.pid}`, PG: process.env.PARLEY_TEST_PG };
-    for (let i = 0; i < 2; ++i) nodes.push(await startNode(TEMPLATE, vars));
-    await clusterFormed(nodes);
-  });
-
-  after(async () => {
-    for (const c of clients) c.ws.terminate();
-    for (const n of nodes) await n.stop().catch(() => {});
-    await nats?.stop();
-  });
 
   it('live messages across nodes, shared history, no sequence collisions', async () => {
     const [A, B] = nodes;

@@ -8,11 +8,11 @@
 // at once and remote ones only if NATS carried them (README-cluster.md, "nats-server restarts");
 // everything sent after recovery arrives exactly once; counts and the admin survive, a room
 // created during the outage gets its admin once NATS is back, and set-once works again.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  adminToken, benchJoin, clusterFormed, roomId, sleep, startNats, startNode, until,
+  adminToken, benchJoin, clusterFixture, roomId, sleep, until,
 } from './lib/nats_cluster.mjs';
 
 const TEMPLATE = process.env.PARLEY_NATS_CLUSTER_PROFILE;
@@ -28,25 +28,12 @@ const SEND_EVERY_MS = 60; // under transport-ws' per-connection rate (20/s)
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 60_000 }, () => {
-  let nats;
-  const nodes = [];
-  const clients = [];
+  const cluster = clusterFixture({ template: TEMPLATE, count: 3, prefix: 'r' });
+  const { nodes, clients } = cluster;
   const join = (node, room, adminHash = '') => benchJoin(clients, node, room, adminHash);
   // A and B; C (a member's node, killed during the second outage) is left out.
   const metricAll = async (name) => Promise.all(nodes.slice(0, 2).map((n) => n.metric(name)));
 
-  before(async () => {
-    nats = await startNats();
-    const vars = { NATS: String(nats.port), CLUSTER: `r${process.pid}` };
-    for (let i = 0; i < 3; ++i) nodes.push(await startNode(TEMPLATE, vars));
-    await clusterFormed(nodes);
-  });
-
-  after(async () => {
-    for (const c of clients) c.ws.terminate();
-    for (const n of nodes) await n.stop().catch(() => {});
-    await nats?.stop();
-  });
 
   it('SIGTERM and kill -9 of nats-server: recovery, no duplicates, order, membership kept', async () => {
     const [A, B, C] = nodes;
@@ -92,7 +79,7 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
           'traffic across nodes', 10_000);
         // Everything each remote member has seen so far is delivered; the outage starts after it.
         const lo = senders.map((s) => Math.min(...s.remote.map((c) => lastGot(c, s))));
-        await nats.halt(signal);
+        await cluster.nats.halt(signal);
         await until(async () => (await metricAll('parley_nats_connected')).every((v) => v === 0),
           'both nodes to notice the outage', 5000);
         if (signal === 'SIGKILL') C.kill9(); // dies while nobody can hear it
@@ -101,7 +88,7 @@ describe('bench cluster: nats-server restarts under traffic', { skip, timeout: 6
         // Longer than node_ttl: silence caused by the outage must not make nodes drop each other.
         // The first outage also outlasts a KV request's timeout (2 s), queued behind another.
         await sleep(signal === 'SIGTERM' ? 5000 : 2 * NODE_TTL_MS);
-        await nats.restart();
+        await cluster.nats.restart();
         await until(async () => (await metricAll('parley_nats_connected')).every((v) => v === 1),
           `both nodes to reconnect after ${signal}`, 15_000);
         if (signal === 'SIGKILL') {

@@ -6,6 +6,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { before, after } from 'node:test';
 import WebSocket from 'ws';
 
 import { freePort, startParleyd, writeProfile } from './harness.mjs';
@@ -112,6 +113,26 @@ export async function startNode(template, vars) {
 }
 
 // Waits until every node sees the others (parley_cluster_nodes == n-1 on each).
+// Registers before/after hooks (call it inside a describe) that start one nats-server and
+// `count` nodes of `template` forming the cluster `${prefix}<pid>` (more template variables in
+// `vars`), then terminate the clients collected in `clients` and stop every node and the
+// server. Returns { nats, nodes, clients }, filled once `before` ran.
+export function clusterFixture({ template, count, prefix, vars = {} }) {
+  const fx = { nats: null, nodes: [], clients: [] };
+  before(async () => {
+    fx.nats = await startNats();
+    const all = { NATS: String(fx.nats.port), CLUSTER: `${prefix}${process.pid}`, ...vars };
+    for (let i = 0; i < count; ++i) fx.nodes.push(await startNode(template, all));
+    await clusterFormed(fx.nodes);
+  });
+  after(async () => {
+    for (const c of fx.clients) c.ws.terminate();
+    for (const n of fx.nodes) await n.stop().catch(() => {});
+    await fx.nats?.stop();
+  });
+  return fx;
+}
+
 export async function clusterFormed(nodes, timeout = 10_000) {
   await until(async () => {
     for (const n of nodes) if ((await n.metric('parley_cluster_nodes')) !== nodes.length - 1) return false;
