@@ -40,6 +40,8 @@ put("http_head", "chunked_body",
     b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Sum: 9\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
 put("http_head", "chunked_bad",
     b"\x35POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\nffffffffffffffffff\r\n")
+put("http_head", "absolute_form",
+    b"\x3cGET http://127.0.0.1:8080/ws/room1?client=ab HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
 put("http_head", "two_versions", b"\x2c" + up.replace("\r\n\r\n", "\r\nSec-WebSocket-Version: 8\r\n\r\n").encode())
 
 
