@@ -1,5 +1,6 @@
 #include "connection.hpp"
 
+#include "forwarded_for.hpp"
 #include "handshake.hpp"
 
 #include <span>
@@ -85,10 +86,21 @@ void async_respond(parley_t_http_response* self, int status, parley_t_bytes ct,
 
 } // namespace
 
-Connection::Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip)
+Connection::Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip, bool via_proxy)
     : r_(r), t_(r.transport()), fd_(fd), tag_(tag), admin_(admin), ip_(std::move(ip)),
+      proxy_ip_(via_proxy ? ip_ : std::string()), ip_held_(!admin && !via_proxy),
       peer_key_(ip_.empty() ? 0 : t_.peer_key(ip_)), created_(Clock::now()), last_rx_(created_),
       request_since_(created_), tokens_at_(created_) {}
+
+void Connection::resolve_client() {
+    if (proxy_ip_.empty() || ip_held_) return;
+    // The last X-Forwarded-For field's last entry: what the trusted proxy appended.
+    std::optional<std::string> client;
+    for (const auto& h : head_.headers())
+        if (iequals(h.name, "x-forwarded-for")) client = forwarded_client(h.value);
+    ip_ = client.value_or(proxy_ip_);
+    peer_key_ = t_.peer_key(ip_);
+}
 
 Connection::~Connection() {
     teardown();
@@ -116,7 +128,8 @@ void Connection::teardown() {
     out_.clear();
     held_.clear();
     out_bytes_ = 0;
-    if (!ip_.empty()) t_.ip_release(ip_);
+    if (ip_held_) t_.ip_release(ip_);
+    ip_held_ = false;
     ip_.clear();
     state_ = State::Dead;
 }
@@ -209,6 +222,7 @@ void Connection::on_http() {
             }
         }
         continue_sent_ = false;
+        resolve_client();
         keep_alive_ = head_.keep_alive();
         t_.host().add(t_.metrics().http_requests);
         handle_request(head_, body);
@@ -397,6 +411,13 @@ bool Connection::try_upgrade(const HttpRequestHead& head, std::string_view path,
         [&head](std::string_view n) { return head.header(n).value_or(std::string_view()); },
         peer_key_};
     dialect::HttpReply refusal;
+    if (!proxy_ip_.empty() && !ip_held_) { // counted now that the client is known
+        if (!t_.ip_acquire(ip_)) {
+            t_.host().add(t_.metrics().per_ip_refused);
+            return refuse(429, "too many connections from this address");
+        }
+        ip_held_ = true;
+    }
     auto session = t_.dialect().upgrade(req, refusal);
     if (!session) return refuse(refusal.status, refusal.body);
     id_ = t_.host().table()->conn_open(t_.host().ctx(), tag_);

@@ -19,7 +19,8 @@ class Connection final : public dialect::Conn {
     // time, because closing with unread input sends RST and the client may lose the answer.
     enum class State { Http, HttpWaiting, WebSocket, Closing, Lingering, Dead };
 
-    Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip);
+    // `via_proxy`: `ip` is a trusted proxy's; the client's address comes with each request.
+    Connection(Reactor& r, int fd, uint64_t tag, bool admin, std::string ip, bool via_proxy);
     ~Connection() override;
 
     // dialect::Conn
@@ -68,6 +69,7 @@ class Connection final : public dialect::Conn {
     void on_http();
     void refuse_request(int status, std::string_view text);
     void await_body(bool nothing_yet);
+    void resolve_client(); // via a trusted proxy: ip_ and peer_key_ from X-Forwarded-For
     void handle_request(const HttpRequestHead& head, std::string_view body);
     void queue_raw(std::string_view bytes);
     bool try_upgrade(const HttpRequestHead& head, std::string_view path, std::string_view query);
@@ -87,6 +89,8 @@ class Connection final : public dialect::Conn {
     uint64_t tag_;
     bool admin_;
     std::string ip_;
+    const std::string proxy_ip_; // the trusted proxy this connection comes from, or ""
+    bool ip_held_ = false;       // ip_ counts against connections_per_ip (released at teardown)
     uint64_t peer_key_;
     State state_ = State::Http;
     parley_t_conn_id id_ = 0;

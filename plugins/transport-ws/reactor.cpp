@@ -267,7 +267,12 @@ void Reactor::accept_on(int lfd, bool admin) {
         if (fd < 0) return; // EAGAIN, or EMFILE: retried on the next readiness
         t_.host().add(t_.metrics().accepted);
         std::string ip = peer_ip(ss);
-        if (!admin && !t_.ip_acquire(ip)) {
+        // A trusted proxy's connection is counted under the client it names, once its request
+        // head is read (Connection::resolve_client); the proxy itself is not limited.
+        const auto& proxies = settings_->trusted_proxies;
+        const bool via_proxy = !admin && !proxies.empty() &&
+                               std::find(proxies.begin(), proxies.end(), ip) != proxies.end();
+        if (!admin && !via_proxy && !t_.ip_acquire(ip)) {
             // Like every response, with the security headers.
             std::string k429 = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
                                "Content-Length: 0\r\n" +
@@ -296,7 +301,8 @@ void Reactor::accept_on(int lfd, bool admin) {
             gens_.push_back(1);
         }
         uint64_t tag = make_tag(index_, gens_[slot], slot);
-        slots_[slot] = std::make_unique<Connection>(*this, fd, tag, admin, admin ? "" : ip);
+        slots_[slot] =
+            std::make_unique<Connection>(*this, fd, tag, admin, admin ? "" : ip, via_proxy);
         epoll_event ev{EPOLLIN | EPOLLRDHUP, {.u64 = tag}};
         epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
     }

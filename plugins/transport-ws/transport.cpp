@@ -1,5 +1,6 @@
 #include "transport.hpp"
 
+#include "forwarded_for.hpp"
 #include "protocol_claims.hpp"
 #include "reactor.hpp"
 
@@ -144,6 +145,11 @@ constexpr parley_t_config_key kConfig[] = {
     key_range("max_http_body", PARLEY_CFG_SIZE, "128K", 0, 64 << 20,
               "Largest HTTP request body (API routes); larger gets 413 and Connection: close, "
               "and up to 4 MiB (2 s) of the rest is read and dropped so the client sees it."),
+    key_list("trusted_proxies", PARLEY_CFG_STRING,
+             "Addresses of reverse proxies in front of this listener (e.g. [127.0.0.1, ::1]). "
+             "A connection from one of them is counted under the client address its last "
+             "X-Forwarded-For entry names (per-IP limit, bans, rate of room creation), not "
+             "under the proxy's."),
     key("log_client_addresses", PARLEY_CFG_BOOL, "false",
         "Name client addresses in this listener's log: WebSockets opened and closed, refused "
         "upgrades, per-IP refusals, rate-limit and slow-consumer closes. Off: parley logs no "
@@ -274,6 +280,13 @@ Settings Transport::read_settings() const {
     s.metrics_host = h.config_string("metrics_host");
     s.permissions_policy = h.config_string("permissions_policy");
     s.log_client_addresses = h.config_bool("log_client_addresses");
+    for (size_t i = 0, n = h.config_count("trusted_proxies"); i < n; ++i) {
+        auto proxy = h.config_string("trusted_proxies." + std::to_string(i));
+        auto addr = normalised_address(proxy);
+        if (addr.empty())
+            throw std::runtime_error("trusted_proxies: '" + proxy + "' is not an IP address");
+        s.trusted_proxies.push_back(addr);
+    }
     return s;
 }
 

@@ -50,7 +50,8 @@ struct Settings {
     int metrics_port = -1;
     std::string metrics_host = "127.0.0.1";
     std::string permissions_policy;
-    bool log_client_addresses = false; // operator opt-in; never by default
+    bool log_client_addresses = false;        // operator opt-in; never by default
+    std::vector<std::string> trusted_proxies; // normalised addresses
 };
 
 struct StaticFile {

@@ -1576,6 +1576,60 @@ TEST(Daemon, ClientAddressesAreLoggedOnlyOnOptIn) {
     EXPECT_EQ(main_log.find("127.0.0.5"), std::string::npos) << "Limits.ConnectionsPerIp's address";
 }
 
+TEST(Daemon, TrustedProxyClientsAreCountedByTheirForwardedAddress) {
+    // Behind nginx every client would otherwise share the proxy's address: one per-IP limit
+    // (and one ban) for everyone.
+    Daemon d;
+    ASSERT_TRUE(d.start("proxy", "{port: 0, protocol: raw, threads: 1, connections_per_ip: 1, "
+                                 "trusted_proxies: [127.0.0.1], log_client_addresses: true, "
+                                 "metrics_port: 0}"))
+        << d.log_tail();
+    auto via = [&](const char* src, std::string_view xff) {
+        auto c = std::make_unique<Client>(d.port(), src);
+        std::string extra = xff.empty() ? "" : "X-Forwarded-For: " + std::string(xff) + "\r\n";
+        EXPECT_TRUE(c->send_raw(upgrade_request(d.port(), "/ws/echo", extra)));
+        auto r = c->http();
+        return std::make_pair(r ? r->status : 0, std::move(c));
+    };
+    // Two clients through the proxy: both admitted although the proxy holds two connections.
+    auto [a, ca] = via("127.0.0.1", "198.51.100.7");
+    EXPECT_EQ(a, 101);
+    auto [b, cb] = via("127.0.0.1", "203.0.113.9, 198.51.100.8");
+    EXPECT_EQ(b, 101);
+    // The first client again (its address is the last entry): over its limit of one.
+    auto [again, cc] = via("127.0.0.1", "192.0.2.1, 198.51.100.7");
+    EXPECT_EQ(again, 429);
+    // Not from the proxy: the header is ignored and the peer's own address counts.
+    auto [direct, cd] = via("127.0.0.9", "198.51.100.99");
+    EXPECT_EQ(direct, 101);
+    auto [direct2, ce] = via("127.0.0.9", "198.51.100.100");
+    EXPECT_EQ(direct2, 429);
+    // Through the proxy without the header: the proxy's own address.
+    auto [bare, cf] = via("127.0.0.1", "");
+    EXPECT_EQ(bare, 101);
+
+    std::string log;
+    for (auto deadline = Clock::now() + 3s; Clock::now() < deadline;) {
+        log = d.log_tail(100000);
+        if (log.find("from 127.0.0.1 opened") != std::string::npos) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    for (const char* line : {"from 198.51.100.7 opened", "from 198.51.100.8 opened",
+                             "upgrade from 198.51.100.7 refused: 429", "from 127.0.0.9 opened",
+                             "from 127.0.0.1 opened"})
+        EXPECT_NE(log.find(line), std::string::npos) << "no \"" << line << "\" in\n" << log;
+    EXPECT_EQ(log.find("198.51.100.99"), std::string::npos) << "an untrusted header was used";
+    d.stop();
+
+    // A proxy that is not an address is a configuration error.
+    Daemon bad;
+    EXPECT_FALSE(bad.start("badproxy", "{port: 0, protocol: raw, threads: 1, "
+                                       "trusted_proxies: [nginx.local], metrics_port: 0}"));
+    EXPECT_NE(bad.log_tail(50).find("trusted_proxies: 'nginx.local' is not an IP address"),
+              std::string::npos)
+        << bad.log_tail(50);
+}
+
 TEST(Daemon, StillAlive) {
     EXPECT_TRUE(g_main->alive());
     EXPECT_TRUE(g_strict->alive());
