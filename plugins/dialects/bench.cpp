@@ -1042,11 +1042,11 @@ class BenchSession final : public Session {
         if (in.payload == id_) return error(c, "cannot ban yourself");
         if (!valid_sender_id(in.payload)) return error(c, "client not found in room");
         std::string target(in.payload);
+        auto kicked = sh_->host.frame_of(frame_text("kicked", kBannedText, target));
         auto conn = conn_of(target);
         if (!conn) {
             // Cluster mode: the target may be on another node, which bans and closes it when
             // the kicked frame arrives (BenchSession::on_out). Not found anywhere: an error.
-            auto kicked = sh_->host.frame_of(frame_text("kicked", kBannedText, target));
             if (t()->room_send_to_member(ctx(), sdk::bytes(room_), sdk::bytes(target),
                                          kicked.get()) != PARLEY_OK)
                 return error(c, "client not found in room");
@@ -1057,7 +1057,6 @@ class BenchSession final : public Session {
         if (!m) return error(c, "client not found in room");
         sh_->ban(room_, m->peer_key);
         m->evicted.store(true);
-        auto kicked = sh_->host.frame_of(frame_text("kicked", kBannedText, target));
         t()->room_send_to_member(ctx(), sdk::bytes(room_), sdk::bytes(target), kicked.get());
         remove_announced(conn, target); // to the others here and, like any leave, the park
         sh_->host.log(PARLEY_LOG_DEBUG, "bench: member banned by the admin");

@@ -85,7 +85,7 @@ describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
 
   // These clients never react to `deleted` or `kicked` (as a modified client would not): the
   // member's own node must close them. All clients share 127.0.0.1, hence one room per case.
-  it('admin on A deletes the room: B closes its member (1000) and the room is gone on B', async () => {
+  const adminOnAMemberOnB = async () => {
     const [A, B] = nodes;
     const room = roomId();
     const t = adminToken();
@@ -93,6 +93,12 @@ describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
     const b = await join(B, room);
     await a.wait((f) => f.type === 'join' && f.senderId === b.id, 'A hears B join');
     await sleep(500); // the admin claim is a KV round trip
+    return { room, t, a, b };
+  };
+
+  it('admin on A deletes the room: B closes its member (1000) and the room is gone on B', async () => {
+    const B = nodes[1];
+    const { room, t, a, b } = await adminOnAMemberOnB();
     a.send({ type: 'delete', roomId: room, payload: t.token });
     await b.wait((f) => f.type === 'deleted', 'B hears deleted');
     await until(() => b.closed, 'B closes its member');
@@ -119,13 +125,8 @@ describe('bench cluster of three nodes', { skip, timeout: 100_000 }, () => {
   });
 
   it('admin on A bans a member on B: B closes it (1008) and refuses it there', async () => {
-    const [A, B] = nodes;
-    const room = roomId();
-    const t = adminToken();
-    const a = await join(A, room, t.hash);
-    const b = await join(B, room);
-    await a.wait((f) => f.type === 'join' && f.senderId === b.id, 'A hears B join');
-    await sleep(500);
+    const B = nodes[1];
+    const { room, a, b } = await adminOnAMemberOnB();
     a.send({ type: 'ban_client', roomId: room, payload: b.id });
     const k = await b.wait((f) => f.type === 'kicked', 'B hears kicked');
     assert.equal(k.senderId, b.id);

@@ -444,6 +444,18 @@ class Daemon {
         return out;
     }
 
+    // The whole log once it holds `needle` (or as it is after `timeout`): log lines are
+    // written asynchronously to the events the tests cause.
+    std::string log_once(std::string_view needle, Ms timeout) const {
+        std::string log;
+        for (auto deadline = Clock::now() + timeout; Clock::now() < deadline;) {
+            log = log_tail(100000);
+            if (log.find(needle) != std::string::npos) break;
+            std::this_thread::sleep_for(20ms);
+        }
+        return log;
+    }
+
     void terminate() {
         if (pid_ > 0) ::kill(pid_, SIGTERM);
     }
@@ -1525,6 +1537,11 @@ TEST(Daemon, DrainClosesWith1001) {
     d.stop(); // reaps it: exit status 0 expected
 }
 
+void expect_lines(const std::string& log, std::initializer_list<const char*> lines) {
+    for (const char* line : lines)
+        EXPECT_NE(log.find(line), std::string::npos) << "no \"" << line << "\" in\n" << log;
+}
+
 TEST(Daemon, ClientAddressesAreLoggedOnlyOnOptIn) {
     // Off by default (the privacy promise); an operator may opt in per listener.
     Daemon d;
@@ -1549,16 +1566,10 @@ TEST(Daemon, ClientAddressesAreLoggedOnlyOnOptIn) {
         ASSERT_TRUE(no_key);
         EXPECT_EQ(no_key->status, 426); // no Sec-WebSocket-Version
     }
-    std::string log;
-    for (auto deadline = Clock::now() + 5s; Clock::now() < deadline;) {
-        log = d.log_tail(100000);
-        if (log.find("from 127.83.19.201 closed") != std::string::npos) break;
-        std::this_thread::sleep_for(20ms);
-    }
-    for (const char* line : {"from 127.83.19.201 opened", "from 127.83.19.201 closed",
-                             "refused a connection from 127.83.19.201: connections_per_ip",
-                             "upgrade from 127.83.19.203 refused: 426"})
-        EXPECT_NE(log.find(line), std::string::npos) << "no \"" << line << "\" in\n" << log;
+    expect_lines(d.log_once("from 127.83.19.201 closed", 5000ms),
+                 {"from 127.83.19.201 opened", "from 127.83.19.201 closed",
+                  "refused a connection from 127.83.19.201: connections_per_ip",
+                  "upgrade from 127.83.19.203 refused: 426"});
     d.stop();
 
     // The default listener, after the same from another address: none in its whole log.
@@ -1608,16 +1619,10 @@ TEST(Daemon, TrustedProxyClientsAreCountedByTheirForwardedAddress) {
     auto [bare, cf] = via("127.0.0.1", "");
     EXPECT_EQ(bare, 101);
 
-    std::string log;
-    for (auto deadline = Clock::now() + 3s; Clock::now() < deadline;) {
-        log = d.log_tail(100000);
-        if (log.find("from 127.0.0.1 opened") != std::string::npos) break;
-        std::this_thread::sleep_for(20ms);
-    }
-    for (const char* line : {"from 198.51.100.7 opened", "from 198.51.100.8 opened",
-                             "upgrade from 198.51.100.7 refused: 429", "from 127.0.0.9 opened",
-                             "from 127.0.0.1 opened"})
-        EXPECT_NE(log.find(line), std::string::npos) << "no \"" << line << "\" in\n" << log;
+    auto log = d.log_once("from 127.0.0.1 opened", 3000ms);
+    expect_lines(log, {"from 198.51.100.7 opened", "from 198.51.100.8 opened",
+                       "upgrade from 198.51.100.7 refused: 429", "from 127.0.0.9 opened",
+                       "from 127.0.0.1 opened"});
     EXPECT_EQ(log.find("198.51.100.99"), std::string::npos) << "an untrusted header was used";
     d.stop();
 
